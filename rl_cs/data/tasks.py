@@ -27,13 +27,13 @@ class TaskRules:
     """Kilometres covered by the base fare."""
     fare_per_km: float = 1.9
     """Payment per kilometre beyond the base distance (CNY/km). rho_max = base + per_km * max(0, km - base_km)."""
-    work_minutes_per_km: float = 1.0
+    work_minutes_per_km: float = 3.0
     """Quantity q in worker-minutes per kilometre of trip (one worker does one unit per minute)."""
     min_quantity: float = 2.0
     """Smallest quantity q of a task, worker-minutes."""
-    expected_minutes: float = 15.0
+    expected_minutes: float = 10.0
     """t_e = t_c + expected_minutes (payment is full until then)."""
-    deadline_minutes: float = 15.0
+    deadline_minutes: float = 20.0
     """t_d = t_e + deadline_minutes (the task expires at t_d)."""
     payment_at_deadline: float = 0.5
     """Fraction of rho_max still paid just before t_d; fixes zeta = (1 - this) / (t_d - t_e)."""

@@ -1,0 +1,378 @@
+"""The collaborative spatial crowdsourcing (CSC) world (CAFE §3, §4.1) as an RLlib MultiAgentEnv.
+
+Workers (agents) on a road network team up on skill-typed tasks. Several workers may work one task;
+each on-site worker adds ``work_rate`` units per minute; a task finishes when its quantity q is done and
+pays rho_max by t_e, decaying linearly by zeta to t_d, nothing after (it expires at t_d).
+
+Decisions are event-driven: simulated time advances in decision intervals, and only workers that are
+idle with at least one feasible task (skill match, within range, t_d still reachable) appear in the
+observation dict, all together in one env step. Intervals in which nobody can decide are skipped inside
+one ``step`` call, so RLlib only pays for steps with decisions. All internals are numpy arrays.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+
+import gymnasium as gym
+import numpy as np
+from ray.rllib.env.multi_agent_env import MultiAgentEnv
+
+from envs.csc_config import CSCConfig
+from envs.csc_observation import SELF_FEATURES, TASK_FEATURES, WORKER_FEATURES, ObsLayout, nearest_rows
+from rl_cs.config import from_dict, to_dict
+from rl_cs.data.scenario import Scenario, load_scenario
+from rl_cs.data.tasks import NUM_SKILLS, TaskPool, payment, sample_worker_skills
+from rl_cs.errors import require
+
+IDLE, TRAVELLING, WORKING = 0, 1, 2
+FUTURE, OPEN, DONE, EXPIRED = 0, 1, 2, 3
+TIME_SCALE_S = 600.0
+
+
+@lru_cache(maxsize=4)
+def _scenario(data_dir: str | None, cache_dir: str | None, world_key: tuple) -> Scenario:
+    config = CSCConfig(**dict(world_key))
+    return load_scenario(data_dir, config.rules, config.city, config.synthetic_tasks,
+                         Path(cache_dir) if cache_dir else None)
+
+
+def scenario_for(config: CSCConfig, data_dir: str | None, cache_dir: str | None = None) -> Scenario:
+    """The scenario of a world, loaded once per process (envs of one runner share it)."""
+    key = (("rules", config.rules), ("city", config.city), ("synthetic_tasks", config.synthetic_tasks))
+    return _scenario(str(data_dir) if data_dir else None, cache_dir, key)
+
+
+def worker_id(index: int) -> str:
+    return f"worker_{index}"
+
+
+@dataclass
+class Completion:
+    """One finished task, as the assignment log and credit assignment need it."""
+
+    task: int
+    workers: list[int]
+    work: list[float]
+    start: float
+    finish: float
+    payment: float
+
+
+@dataclass
+class EpisodeStats:
+    revenue: float = 0.0
+    completed: int = 0
+    expired: int = 0
+    lateness_s: float = 0.0
+    travel_m: float = 0.0
+    invalid_actions: int = 0
+    decisions: int = 0
+    log: list[Completion] = field(default_factory=list)
+
+
+class CSCEnv(MultiAgentEnv):
+    """env_config: ``{"world": CSCConfig or dict, "data_dir": folder or None, "cache_dir": folder or None}``."""
+
+    metadata = {"render_modes": []}
+
+    def __init__(self, env_config: dict | None = None):
+        super().__init__()
+        env_config = dict(env_config or {})
+        self.config: CSCConfig = from_dict(CSCConfig, env_config.get("world"), "world").validate()
+        self.scenario = scenario_for(self.config, env_config.get("data_dir"), env_config.get("cache_dir"))
+        require(len(self.scenario.tasks) >= self.config.num_tasks, "world.num_tasks",
+                f"{self.config.num_tasks} tasks asked but the scenario has only {len(self.scenario.tasks)}",
+                "lower num_tasks or use a larger task stream")
+        c = self.config
+        self.layout = ObsLayout(c.num_optional_tasks, c.num_near_tasks, c.num_near_workers, c.num_idle_workers)
+        self.possible_agents = [worker_id(i) for i in range(c.num_workers)]
+        self.agents = []
+        obs_space = gym.spaces.Box(-np.inf, np.inf, (self.layout.size,), np.float32)
+        act_space = gym.spaces.Discrete(self.layout.num_actions)
+        self.observation_spaces = {a: obs_space for a in self.possible_agents}
+        self.action_spaces = {a: act_space for a in self.possible_agents}
+        city = self.scenario.city
+        self._origin = city.node_xy.min(axis=0)
+        self._extent = np.maximum(city.node_xy.max(axis=0) - self._origin, 1.0)
+        pool = self.scenario.tasks
+        self._q_scale, self._rho_scale = float(pool.quantity.mean()), float(pool.rho_max.mean())
+        self._rng = np.random.default_rng(env_config.get("seed"))
+
+    # ------------------------------------------------------------------ episode set-up
+    def reset(self, *, seed: int | None = None, options: dict | None = None):
+        if seed is not None:
+            self._rng = np.random.default_rng(seed)
+        c, pool, rng = self.config, self.scenario.tasks, self._rng
+        start = int(rng.integers(0, len(pool) - c.num_tasks + 1))
+        self.tasks: TaskPool = pool.window(start, c.num_tasks)
+        self.task_xy = self.scenario.city.node_xy[self.tasks.node]
+        self.status = np.full(c.num_tasks, FUTURE, dtype=np.int8)
+        self.remaining = self.tasks.quantity.astype(np.float64).copy()
+        self.first_arrival = np.full(c.num_tasks, np.nan)
+        n = c.num_workers
+        self.skills = sample_worker_skills(n, rng)
+        self.w_node = rng.choice(pool.node, size=n)  # CAFE §5.1: workers start at request locations
+        self.w_state = np.full(n, IDLE, dtype=np.int8)
+        self.w_task = np.full(n, -1, dtype=np.int64)
+        self.w_from_xy = self.scenario.city.node_xy[self.w_node].copy()
+        self.w_depart = np.zeros(n)
+        self.w_arrive = np.zeros(n)
+        self.w_work = np.zeros(n)
+        self.has_acted = np.zeros(n, dtype=bool)
+        self.time = 0.0
+        self.horizon = float(self.tasks.deadline.max())
+        self.stats = EpisodeStats()
+        self._open_new_tasks()
+        rewards = np.zeros(n)
+        deciders, done = self._advance_until_decision(rewards, first=True)
+        obs = self._observe(deciders)
+        self.agents = list(obs)
+        return obs, {}
+
+    # ------------------------------------------------------------------ stepping
+    def step(self, action_dict: dict):
+        rewards = np.zeros(self.config.num_workers)
+        self._apply_actions(action_dict, rewards)
+        deciders, done = self._advance_until_decision(rewards)
+        obs = self._observe(deciders)
+        self.agents = list(obs)
+        reward_dict = {worker_id(i): float(rewards[i]) for i in np.flatnonzero(self.has_acted & (rewards != 0))}
+        for agent in obs:
+            reward_dict.setdefault(agent, 0.0)
+        truncated = done and self.time >= self.config.max_episode_s
+        return (obs, reward_dict, {"__all__": done and not truncated}, {"__all__": truncated},
+                {agent: {} for agent in obs})
+
+    def _apply_actions(self, action_dict: dict, rewards: np.ndarray) -> None:
+        """Send each deciding worker to its chosen optional task; unknown or masked actions mean tau_0."""
+        c = self.config
+        for agent, action in action_dict.items():
+            row = self._decider_row.get(agent)
+            if row is None:
+                continue
+            worker = self._deciders[row]
+            self.has_acted[worker] = True
+            self.stats.decisions += 1
+            action = int(action)
+            if action == 0:
+                continue
+            if not (0 < action <= c.num_optional_tasks) or not self._option_mask[row, action - 1]:
+                self.stats.invalid_actions += 1
+                continue
+            task = self._open[self._option_index[row, action - 1]]
+            distance = float(self._option_road[row, action - 1])
+            self.w_state[worker] = TRAVELLING
+            self.w_task[worker] = task
+            self.w_from_xy[worker] = self.scenario.city.node_xy[self.w_node[worker]]
+            self.w_node[worker] = self.tasks.node[task]
+            self.w_depart[worker] = self.time
+            self.w_arrive[worker] = self.time + distance / c.speed_mps
+            self.w_work[worker] = 0.0
+            self.stats.travel_m += distance
+            if c.reward == "ir":
+                rewards[worker] += self.remaining[task] / c.work_rate  # remaining working time, minutes
+
+    def _advance_until_decision(self, rewards: np.ndarray, first: bool = False):
+        """Advance whole decision intervals until some worker can decide or the episode is over."""
+        while True:
+            if not first:
+                self._advance_interval(rewards)
+            first = False
+            done = self._episode_over()
+            deciders = np.zeros(0, dtype=np.int64) if done else self._find_deciders()
+            if done or len(deciders):
+                return deciders, done
+
+    def _episode_over(self) -> bool:
+        no_tasks_left = not np.any((self.status == FUTURE) | (self.status == OPEN))
+        return no_tasks_left or self.time >= self.config.max_episode_s
+
+    def _open_new_tasks(self) -> None:
+        self.status[(self.status == FUTURE) & (self.tasks.created <= self.time)] = OPEN
+
+    def _advance_interval(self, rewards: np.ndarray) -> None:
+        """Simulate [t, t + dt]: arrivals, work, completions (exact finish times), expiries, new tasks."""
+        c, t0 = self.config, self.time
+        t1 = t0 + c.decision_interval_s
+        revenue_before = self.stats.revenue
+        rate = c.work_rate / 60.0
+        arrived = (self.w_state == TRAVELLING) & (self.w_arrive <= t1)
+        closed_on_arrival = arrived & (self.status[np.maximum(self.w_task, 0)] != OPEN)
+        self._release(closed_on_arrival)
+        arrived &= ~closed_on_arrival
+        self.w_state[arrived] = WORKING
+        for task in np.unique(self.w_task[arrived]):
+            if np.isnan(self.first_arrival[task]):
+                self.first_arrival[task] = self.w_arrive[arrived & (self.w_task == task)].min()
+
+        on_site = np.flatnonzero(self.w_state == WORKING)
+        tasks_on_site = self.w_task[on_site]
+        start = np.maximum(self.w_arrive[on_site], t0)
+        end = np.minimum(t1, self.tasks.deadline[tasks_on_site])
+        work = rate * np.maximum(0.0, end - start)
+        total = np.bincount(tasks_on_site, weights=work, minlength=c.num_tasks)
+        finishing = np.flatnonzero((total >= self.remaining - 1e-9) & (self.status == OPEN) & (total > 0))
+        finishing_set = np.isin(tasks_on_site, finishing)
+        self.w_work[on_site[~finishing_set]] += work[~finishing_set]
+        self.remaining -= np.where(np.isin(np.arange(c.num_tasks), finishing), 0.0, total)
+        for task in finishing:
+            rows = tasks_on_site == task
+            self._complete(task, on_site[rows], start[rows], rate, rewards)
+
+        expiring = np.flatnonzero((self.status == OPEN) & (self.tasks.deadline <= t1))
+        if len(expiring):
+            self.status[expiring] = EXPIRED
+            self.stats.expired += len(expiring)
+            self._release((self.w_state == WORKING) & np.isin(self.w_task, expiring))
+        if c.reward == "team":
+            rewards[self.has_acted] += self.stats.revenue - revenue_before
+        self.time = t1
+        self._open_new_tasks()
+
+    def _complete(self, task: int, workers: np.ndarray, start: np.ndarray, rate: float, rewards: np.ndarray):
+        """Finish ``task``: solve the exact finish time of the piecewise-linear work curve, pay, split."""
+        order = np.argsort(start)
+        starts = start[order]
+        remaining, finish = self.remaining[task], starts[-1]
+        for k in range(len(starts)):  # k + 1 workers on site between starts[k] and the next start
+            segment_end = starts[k + 1] if k + 1 < len(starts) else np.inf
+            capacity = (k + 1) * rate * (segment_end - starts[k])
+            if capacity >= remaining:
+                finish = starts[k] + remaining / ((k + 1) * rate)
+                break
+            remaining -= capacity
+        contributed = rate * np.maximum(0.0, finish - start)
+        self.w_work[workers] += contributed
+        total_work = self.w_work[workers]
+        paid = float(payment(self.tasks.rho_max[task], finish, self.tasks.expected[task],
+                             self.tasks.deadline[task], self.tasks.zeta))
+        self.status[task] = DONE
+        self.remaining[task] = 0.0
+        stats = self.stats
+        stats.revenue += paid
+        stats.completed += 1
+        stats.lateness_s += max(0.0, finish - self.tasks.expected[task])
+        stats.log.append(Completion(int(task), workers.tolist(), total_work.tolist(),
+                                    float(self.first_arrival[task]), float(finish), paid))
+        if self.config.reward == "split" and total_work.sum() > 0:
+            rewards[workers] += paid * total_work / total_work.sum()
+        released = np.zeros(self.config.num_workers, dtype=bool)
+        released[workers] = True
+        self._release(released)
+
+    def _release(self, mask: np.ndarray) -> None:
+        """Workers in ``mask`` become idle where they stand (their task's node)."""
+        self.w_state[mask] = IDLE
+        self.w_task[mask] = -1
+        self.w_work[mask] = 0.0
+
+    # ------------------------------------------------------------------ decisions and observations
+    def _find_deciders(self) -> np.ndarray:
+        """Idle workers with at least one feasible open task; caches the option sets for ``step``."""
+        c = self.config
+        self._open = np.flatnonzero(self.status == OPEN)
+        idle = np.flatnonzero(self.w_state == IDLE)
+        road = self.scenario.city.distance.between(self.w_node[idle], self.tasks.node[self._open])
+        feasible = (self.skills[idle][:, self.tasks.skill[self._open]] & (road <= c.range_m)
+                    & (self.time + road / c.speed_mps < self.tasks.deadline[self._open]))
+        has_option = feasible.any(axis=1)
+        self._deciders = idle[has_option]
+        self._road = road[has_option]
+        self._feasible = feasible[has_option]
+        self._option_index, self._option_mask = nearest_rows(self._road, self._feasible, c.num_optional_tasks)
+        self._option_road = np.take_along_axis(self._road, self._option_index, axis=1)
+        self._decider_row = {worker_id(w): row for row, w in enumerate(self._deciders)}
+        return self._deciders
+
+    def worker_xy(self) -> np.ndarray:
+        """Current positions; travelling workers are placed on the straight line by elapsed time."""
+        target = self.scenario.city.node_xy[self.w_node]
+        duration = np.maximum(self.w_arrive - self.w_depart, 1e-9)
+        progress = np.clip((self.time - self.w_depart) / duration, 0.0, 1.0)
+        progress = np.where(self.w_state == TRAVELLING, progress, 1.0)[:, None]
+        return self.w_from_xy + (target - self.w_from_xy) * progress
+
+    def _task_features(self, rows: np.ndarray, index: np.ndarray, present: np.ndarray, road: np.ndarray,
+                       own_xy: np.ndarray) -> np.ndarray:
+        """(B, k, TASK_FEATURES) for open-task columns ``index`` of the deciders ``rows``."""
+        c = self.config
+        task = self._open[index]
+        heading = np.bincount(self.w_task[self.w_state != IDLE], minlength=c.num_tasks)
+        on_site = np.bincount(self.w_task[self.w_state == WORKING], minlength=c.num_tasks)
+        arrival = self.time + road / c.speed_mps
+        features = np.stack([
+            (self.task_xy[task, 0] - own_xy[:, None, 0]) / c.range_m,
+            (self.task_xy[task, 1] - own_xy[:, None, 1]) / c.range_m,
+            road / c.range_m,
+            (self.tasks.expected[task] - arrival) / TIME_SCALE_S,
+            (self.tasks.deadline[task] - arrival) / TIME_SCALE_S,
+            self.remaining[task] / self._q_scale,
+            self.tasks.rho_max[task] / self._rho_scale,
+            self.skills[self._deciders[rows]][np.arange(len(rows))[:, None], self.tasks.skill[task]],
+            heading[task] / 4.0,
+            on_site[task] / 4.0,
+        ], axis=-1)
+        return features * present[..., None]
+
+    def _worker_features(self, index: np.ndarray, present: np.ndarray, positions: np.ndarray,
+                         own_xy: np.ndarray, own_skills: np.ndarray) -> np.ndarray:
+        c = self.config
+        state = np.eye(3)[self.w_state[index]]
+        shared = (self.skills[index] & own_skills[:, None, :]).sum(axis=-1) / NUM_SKILLS
+        features = np.concatenate([
+            (positions[index] - own_xy[:, None, :]) / c.range_m, state, shared[..., None]], axis=-1)
+        return features * present[..., None]
+
+    def _observe(self, deciders: np.ndarray) -> dict:
+        """Flat observations (see envs.csc_observation) for every decider, in one vectorised pass."""
+        if len(deciders) == 0:
+            return {}
+        c, layout = self.config, self.layout
+        rows = np.arange(len(deciders))
+        positions = self.worker_xy()
+        own_xy = positions[deciders]
+        own_skills = self.skills[deciders]
+        own = np.concatenate([
+            (own_xy - self._origin) / self._extent, own_skills,
+            np.full((len(deciders), 1), self.time / self.horizon),
+            np.full((len(deciders), 1), len(self._open) / 100.0)], axis=1)
+        optional = self._task_features(rows, self._option_index, self._option_mask, self._option_road, own_xy)
+        straight = np.linalg.norm(self.task_xy[self._open][None, :, :] - own_xy[:, None, :], axis=-1)
+        near_index, near_mask = nearest_rows(straight, np.ones_like(straight, dtype=bool), c.num_near_tasks)
+        near_road = np.take_along_axis(self._road, near_index, axis=1)
+        near = self._task_features(rows, near_index, near_mask, near_road, own_xy)
+        gaps = np.linalg.norm(positions[None, :, :] - own_xy[:, None, :], axis=-1)
+        others = np.ones_like(gaps, dtype=bool)
+        others[rows, deciders] = False
+        w_index, w_mask = nearest_rows(gaps, others, c.num_near_workers)
+        i_index, i_mask = nearest_rows(gaps, others & (self.w_state == IDLE)[None, :], c.num_idle_workers)
+        near_workers = self._worker_features(w_index, w_mask, positions, own_xy, own_skills)
+        idle_workers = self._worker_features(i_index, i_mask, positions, own_xy, own_skills)
+        action_mask = np.concatenate([np.ones((len(deciders), 1)), self._option_mask], axis=1)
+        flat = np.concatenate([
+            own, optional.reshape(len(rows), -1), near.reshape(len(rows), -1),
+            near_workers.reshape(len(rows), -1), idle_workers.reshape(len(rows), -1),
+            self._option_mask, near_mask, w_mask, i_mask, action_mask], axis=1).astype(np.float32)
+        assert flat.shape[1] == layout.size, (flat.shape, layout.size)
+        return {worker_id(w): flat[row] for row, w in enumerate(deciders)}
+
+    # ------------------------------------------------------------------ metrics
+    def episode_metrics(self) -> dict[str, float]:
+        """Business metrics of the episode so far (CAFE §5: revenue; plus completion, lateness, travel)."""
+        s = self.stats
+        return {
+            "revenue": s.revenue,
+            "completion_rate": s.completed / self.config.num_tasks,
+            "mean_lateness_s": s.lateness_s / max(s.completed, 1),
+            "travel_km": s.travel_m / 1000.0,
+            "invalid_actions": float(s.invalid_actions),
+            "decisions": float(s.decisions),
+        }
+
+
+def env_config(world: CSCConfig, data_dir: str | None = None, cache_dir: str | None = None) -> dict:
+    """The RLlib env_config of a world (plain dicts only, so it serialises into Tune's results)."""
+    return {"world": to_dict(world), "data_dir": str(data_dir) if data_dir else None, "cache_dir": cache_dir}

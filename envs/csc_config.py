@@ -1,0 +1,65 @@
+"""Typed configuration of the collaborative spatial crowdsourcing (CSC) world (CAFE §3, §4.1, §5.1)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from rl_cs.data.city import SyntheticCityConfig
+from rl_cs.data.tasks import SyntheticTasksConfig, TaskRules
+from rl_cs.errors import closest, require
+
+REWARD_MODES = ("split", "ir", "team")
+
+
+@dataclass(frozen=True)
+class CSCConfig:
+    """One CSC world. Times in seconds, distances in metres, quantities in worker-minutes."""
+
+    num_workers: int = 200
+    """N_w: workers (agents), all with one speed and one work rate (CAFE §3)."""
+    num_tasks: int = 200
+    """N_tau: tasks per episode, a window of consecutive requests from the scenario's pool."""
+    speed_mps: float = 10.0
+    """Worker travel speed on the road network (CAFE §5.1: 10 m/s)."""
+    work_rate: float = 1.0
+    """Work units (worker-minutes of quantity q) one worker completes per minute on site."""
+    range_m: float = 5000.0
+    """A task is optional for a worker only within this road distance (CAFE §5.1: 5 km)."""
+    decision_interval_s: float = 30.0
+    """Simulated time between decision points; every worker that is idle then decides together."""
+    num_optional_tasks: int = 8
+    """x: size of the action set tau_1..tau_x (nearest feasible tasks); tau_0 = take no task."""
+    num_near_tasks: int = 8
+    """Open tasks of any skill shown in T_near."""
+    num_near_workers: int = 8
+    """Nearest other workers shown in W_near (any state)."""
+    num_idle_workers: int = 8
+    """Nearest other idle workers shown in W_idle."""
+    reward: str = "split"
+    """split: a task's payment, delivered when it completes, split by work done (delayed); ir: remaining
+    working time of the chosen task (CAFE's IR baseline); team: the step's platform revenue, shared by all."""
+    max_episode_s: float = 4 * 3600.0
+    """Safety cap on simulated time per episode."""
+    rules: TaskRules = field(default_factory=TaskRules)
+    """How trips become tasks (fare, quantity, t_e, t_d, zeta, POI skill radius)."""
+    city: SyntheticCityConfig = field(default_factory=SyntheticCityConfig)
+    """The synthetic city (used when no data folder is given)."""
+    synthetic_tasks: SyntheticTasksConfig = field(default_factory=SyntheticTasksConfig)
+    """The synthetic request stream (used when no data folder is given)."""
+
+    def validate(self, where: str = "world") -> "CSCConfig":
+        require(self.num_workers > 0, f"{where}.num_workers", f"no workers: must be > 0, got {self.num_workers}")
+        require(self.num_tasks > 0, f"{where}.num_tasks", f"must be > 0, got {self.num_tasks}")
+        require(self.speed_mps > 0, f"{where}.speed_mps", f"speed must be > 0 m/s, got {self.speed_mps}")
+        require(self.work_rate > 0, f"{where}.work_rate", f"must be > 0, got {self.work_rate}")
+        require(self.range_m > 0, f"{where}.range_m", f"must be > 0, got {self.range_m}")
+        require(self.decision_interval_s > 0, f"{where}.decision_interval_s", "must be > 0")
+        require(self.max_episode_s > 0, f"{where}.max_episode_s", "must be > 0")
+        for name in ("num_optional_tasks", "num_near_tasks", "num_near_workers", "num_idle_workers"):
+            require(getattr(self, name) >= 1, f"{where}.{name}", "must be >= 1")
+        require(self.reward in REWARD_MODES, f"{where}.reward", f"unknown reward mode '{self.reward}'",
+                closest(self.reward, REWARD_MODES))
+        self.rules.validate(f"{where}.rules")
+        self.city.validate(f"{where}.city")
+        self.synthetic_tasks.validate(f"{where}.synthetic_tasks")
+        return self
