@@ -1,0 +1,28 @@
+"""A dedicated error for NaN/inf values in CAFE's phi, CMI or Hessian-vector products.
+
+Training must stop at the first non-finite value (so the last good checkpoint stays intact), and
+the message must say where the value appeared; `check_finite` is the one place that does both.
+"""
+
+from __future__ import annotations
+
+import torch
+
+
+class NonFiniteError(FloatingPointError):
+    """A NaN or infinite value appeared in `where` (e.g. "phi", "CMI", "Hessian-vector product")."""
+
+    def __init__(self, where: str, tensor: torch.Tensor):
+        self.where = where
+        bad = int((~torch.isfinite(tensor)).sum())
+        super().__init__(
+            f"non-finite value in {where}: {bad} of {tensor.numel()} entries are NaN or infinite; "
+            "stopping before this update is applied (the last good checkpoint is untouched)"
+        )
+
+
+def check_finite(where: str, tensor: torch.Tensor) -> torch.Tensor:
+    """Return `tensor` unchanged, or raise NonFiniteError naming `where` if any entry is NaN/inf."""
+    if not bool(torch.isfinite(tensor).all()):
+        raise NonFiniteError(where, tensor)
+    return tensor
