@@ -1,0 +1,187 @@
+"""CAFE's bi-level phi gradient with implicit differentiation (§4.4, Eq. 7-14).
+
+Inner level: the actor's last layers theta^l maximise J(theta^l, phi) (the PPO surrogate on the
+redistributed rewards r(phi) of Eq. 5). Outer level: phi maximises F(phi) = J(theta^*(phi), phi) - L_Lambda(phi).
+At an inner optimum dJ/dtheta = 0 (Eq. 9); differentiating that in phi (Eq. 10-11) gives
+dtheta/dphi = -H^-1 d2J/(dtheta dphi) with H = d2J/dtheta^l2 (Eq. 12), hence Eq. 14:
+
+    dF/dphi ~ dJ/dphi - dJ/dtheta^l H^-1 d2J/(dtheta^l dphi) - dL_Lambda/dphi.
+
+The signs are the standard implicit-function-theorem ones, read directly from Eq. 11-13.
+H^-1 is never formed: we solve (-H + damping I) w = dJ_out/dtheta^l with Hessian-vector products
+(conjugate gradient or a Neumann series); -H is positive semi-definite near a maximum of J, and
+then the implicit term -dJ/dtheta^l H^-1 d2J/(dtheta^l dphi) equals d/dphi (w . dJ/dtheta^l).
+
+An optional separate outer objective J_out (e.g. the surrogate on the platform payments) may be
+given; by default J_out = J, which is Eq. 14 literally. Note that with J_out = J the implicit term
+vanishes at an exact inner optimum (dJ/dtheta = 0 there); it is non-zero only because PPO's theta
+is not at the optimum, or when J_out differs from J.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable, Sequence
+
+import torch
+from torch import nn
+
+from policies.cafe.finite import check_finite
+from rl_cs.errors import InputError, closest, require
+
+Objective = Callable[[Sequence[torch.Tensor], torch.Tensor], torch.Tensor]
+"""J(theta_l, phi) -> scalar, to be maximised; must compute with the given tensors (e.g. via
+torch.func.functional_call), since they are fresh leaves, not the module's own parameters."""
+
+SOLVERS = ("cg", "neumann")
+
+
+@dataclass(frozen=True)
+class ImplicitGradConfig:
+    """Settings of the Eq. 14 hypergradient."""
+
+    theta_l_layers: tuple[str, ...]
+    """Names (module or parameter name prefixes) of the actor's last layers theta^l."""
+    solver: str = "cg"
+    """Inverse-Hessian-vector product solver: "cg" (conjugate gradient) or "neumann" (Neumann series)."""
+    iterations: int = 10
+    """Hessian-vector products per solve."""
+    damping: float = 1e-3
+    """lambda in (-H + lambda I): regularises a singular or indefinite Hessian."""
+    cg_tolerance: float = 1e-6
+    """CG stops when the residual norm falls below this fraction of the right-hand side's norm."""
+    neumann_scale: float = 0.1
+    """alpha in (A)^-1 b ~ alpha sum_k (I - alpha A)^k b; needs alpha < 2 / largest eigenvalue of A."""
+
+    def __post_init__(self):
+        require(len(self.theta_l_layers) > 0, "cafe.theta_l_layers", "is empty",
+                "name at least one of the actor's last layers")
+        require(self.solver in SOLVERS, "cafe.solver", f"unknown solver '{self.solver}'",
+                closest(self.solver, SOLVERS))
+        require(self.iterations >= 1, "cafe.iterations", f"must be >= 1, got {self.iterations}")
+        require(self.damping >= 0, "cafe.damping", f"must be >= 0, got {self.damping}")
+        require(self.cg_tolerance > 0, "cafe.cg_tolerance", f"must be > 0, got {self.cg_tolerance}")
+        require(self.neumann_scale > 0, "cafe.neumann_scale", f"must be > 0, got {self.neumann_scale}")
+
+
+@dataclass(frozen=True)
+class Hypergradient:
+    """dF/dphi of Eq. 14 (`total`, to be ascended) and its three terms, all detached, shape of phi."""
+
+    total: torch.Tensor
+    direct: torch.Tensor
+    """dJ/dphi, the explicit dependence (first term of Eq. 14)."""
+    implicit: torch.Tensor
+    """-dJ/dtheta^l H^-1 d2J/(dtheta^l dphi) (second term of Eq. 14)."""
+    regulariser: torch.Tensor
+    """dL_Lambda/dphi (third term of Eq. 14, subtracted)."""
+
+
+def select_parameters(module: nn.Module, layers: Sequence[str],
+                      where: str = "cafe.theta_l_layers") -> dict[str, nn.Parameter]:
+    """theta^l: the parameters of `module` whose name is, or starts with, one of `layers` + ".".
+
+    Raises InputError naming `where` for a name that matches nothing, with the valid names.
+    The returned names are those of module.named_parameters(), ready for torch.func.functional_call.
+    """
+    params = dict(module.named_parameters())
+    valid = {".".join(name.split(".")[:k]) for name in params for k in range(1, name.count(".") + 2)}
+    selected: dict[str, nn.Parameter] = {}
+    for layer in layers:
+        if layer not in valid:
+            raise InputError(where, f"unknown layer '{layer}'", closest(layer, valid))
+        selected.update({name: p for name, p in params.items() if name == layer or name.startswith(layer + ".")})
+    return selected
+
+
+def conjugate_gradient(matvec: Callable[[torch.Tensor], torch.Tensor], b: torch.Tensor,
+                       iterations: int, tolerance: float) -> torch.Tensor:
+    """Solve A x = b for symmetric positive (semi-)definite A, given only x -> A x.
+
+    Stops early at a relative residual below `tolerance`, or at a direction of non-positive
+    curvature (A not positive definite there, e.g. J not locally concave), keeping the iterate so far.
+    """
+    x = torch.zeros_like(b)
+    r, p = b.clone(), b.clone()
+    rr = r @ r
+    stop = (tolerance * b.norm()) ** 2
+    for _ in range(iterations):
+        if rr <= stop:
+            break
+        ap = matvec(p)
+        curvature = p @ ap
+        if curvature <= 0:
+            break
+        alpha = rr / curvature
+        x, r = x + alpha * p, r - alpha * ap
+        rr, rr_old = r @ r, rr
+        p = r + (rr / rr_old) * p
+    return x
+
+
+def neumann_series(matvec: Callable[[torch.Tensor], torch.Tensor], b: torch.Tensor,
+                   iterations: int, scale: float) -> torch.Tensor:
+    """A^-1 b ~ scale * sum_{k=0}^{iterations} (I - scale A)^k b, converging when scale * eig(A) in (0, 2)."""
+    term, total = b, b
+    for _ in range(iterations):
+        term = term - scale * matvec(term)
+        total = total + term
+    return scale * total
+
+
+def inverse_hvp(matvec: Callable[[torch.Tensor], torch.Tensor], b: torch.Tensor,
+                config: ImplicitGradConfig) -> torch.Tensor:
+    """(A + damping I)^-1 b with the solver chosen by config; every product is checked for NaN/inf."""
+    def damped(v: torch.Tensor) -> torch.Tensor:
+        return check_finite("Hessian-vector product", matvec(v)) + config.damping * v
+
+    if config.solver == "cg":
+        return conjugate_gradient(damped, b, config.iterations, config.cg_tolerance)
+    return neumann_series(damped, b, config.iterations, config.neumann_scale)
+
+
+def _flat(tensors: Sequence[torch.Tensor]) -> torch.Tensor:
+    """theta^l as one vector, so the solvers see a single linear system."""
+    return torch.cat([t.reshape(-1) for t in tensors])
+
+
+def implicit_hypergradient(inner: Objective, theta_l: Sequence[torch.Tensor], phi: torch.Tensor,
+                           config: ImplicitGradConfig,
+                           regulariser: Callable[[torch.Tensor], torch.Tensor] | None = None,
+                           outer: Objective | None = None) -> Hypergradient:
+    """dF/dphi of Eq. 14 at (theta_l, phi), using Hessian-vector products of `inner` in theta_l only.
+
+    inner        J(theta_l, phi), maximised by the actor (Eq. 7, inner level)
+    theta_l      current values of the actor's last layers (copied: neither they nor phi get .grad)
+    regulariser  phi -> L_Lambda(phi) (Eq. 6); omitted means no third term
+    outer        J_out(theta_l, phi) for the first two terms of Eq. 14; omitted means J_out = inner
+    Gradient ascent on F: phi <- phi + lr * total (for a torch optimiser, set phi.grad = -total).
+    """
+    phi = check_finite("phi", phi).detach().requires_grad_(True)
+    theta = [t.detach().requires_grad_(True) for t in theta_l]
+
+    j_inner = inner(theta, phi)
+    grad_inner = _flat(torch.autograd.grad(j_inner, theta, create_graph=True))
+    if outer is None:
+        j_outer, grad_outer = j_inner, grad_inner.detach()
+    else:
+        j_outer = outer(theta, phi)
+        grad_outer = _flat(torch.autograd.grad(j_outer, theta, retain_graph=True, materialize_grads=True)).detach()
+    (direct,) = torch.autograd.grad(j_outer, phi, retain_graph=True, materialize_grads=True)
+
+    def negative_hvp(v: torch.Tensor) -> torch.Tensor:  # v -> -H v, Eq. 12's Hessian without forming it
+        return -_flat(torch.autograd.grad(grad_inner, theta, grad_outputs=v, retain_graph=True,
+                                          materialize_grads=True))
+
+    w = inverse_hvp(negative_hvp, grad_outer, config)
+    (implicit,) = torch.autograd.grad(grad_inner @ w, phi, materialize_grads=True)
+
+    reg = torch.zeros_like(phi)
+    if regulariser is not None:
+        (reg,) = torch.autograd.grad(regulariser(phi), phi, materialize_grads=True)
+
+    terms = {"dJ/dphi": direct, "implicit term of Eq. 14": implicit, "dL_Lambda/dphi": reg}
+    for where, term in terms.items():
+        check_finite(where, term)
+    return Hypergradient(total=(direct + implicit - reg).detach(), direct=direct.detach(),
+                         implicit=implicit.detach(), regulariser=reg.detach())
