@@ -1,0 +1,328 @@
+"""CAFE's mathematical core (policies/cafe): credit VAE, L_Lambda, Eq. 14 hypergradient, Eq. 19 Newton step."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+from policies.cafe import (
+    CreditConfig,
+    CreditModel,
+    FinetuneSchedule,
+    ImplicitGradConfig,
+    NonFiniteError,
+    PhiConfig,
+    gaussian_kl,
+    implicit_hypergradient,
+    inverse_hvp,
+    newton_step,
+    redistribute,
+    return_gap_loss,
+    select_parameters,
+)
+from rl_cs.errors import InputError
+
+DOUBLE = torch.float64
+
+
+@pytest.fixture(autouse=True)
+def _seed():
+    torch.manual_seed(0)
+
+
+def credit_batch(batch=64, obs_dim=4, num_actions=3, neighbours=5):
+    obs = torch.randn(batch, obs_dim)
+    action = torch.randint(0, num_actions, (batch,))
+    neighbour_actions = torch.randint(0, num_actions, (batch, neighbours))
+    neighbour_mask = torch.rand(batch, neighbours) < 0.6
+    return obs, action, neighbour_actions, neighbour_mask
+
+
+# --- credit model (Eq. 3-5) -------------------------------------------------------------------------------------
+
+def test_gaussian_kl_matches_torch_distributions():
+    mu_p, mu_q, logvar_p, logvar_q = torch.randn(4, 10, 6, dtype=DOUBLE)
+    p = torch.distributions.Independent(torch.distributions.Normal(mu_p, torch.exp(0.5 * logvar_p)), 1)
+    q = torch.distributions.Independent(torch.distributions.Normal(mu_q, torch.exp(0.5 * logvar_q)), 1)
+    expected = torch.distributions.kl_divergence(p, q)
+    torch.testing.assert_close(gaussian_kl(mu_p, logvar_p, mu_q, logvar_q), expected)
+
+
+def test_cmi_is_zero_exactly_when_own_action_cannot_change_the_encoder():
+    model = CreditModel(CreditConfig(obs_dim=4, num_actions=3))
+    batch = credit_batch()
+    with torch.no_grad():
+        assert (model.cmi(*batch) > 1e-6).all()  # random weights: knowing a_t^i moves the posterior
+        model.own_action.weight.zero_()  # actions and the no-action token now embed identically
+        cmi = model.cmi(*batch)
+    assert cmi.shape == (64,)
+    torch.testing.assert_close(cmi, torch.zeros(64), rtol=0, atol=1e-7)
+
+
+def test_cmi_ignores_padded_neighbours():
+    model = CreditModel(CreditConfig(obs_dim=4, num_actions=3))
+    obs, action, neighbour_actions, mask = credit_batch()
+    padded = torch.where(mask, neighbour_actions, torch.full_like(neighbour_actions, -1))
+    with torch.no_grad():
+        torch.testing.assert_close(model.cmi(obs, action, neighbour_actions, mask),
+                                   model.cmi(obs, action, padded, mask))
+
+
+def train_credit(revenue_of, steps=300):
+    """Fit a credit VAE on synthetic data whose revenue is revenue_of(obs, action); return its mean CMI."""
+    model = CreditModel(CreditConfig(obs_dim=4, num_actions=3, hidden_dim=32, latent_dim=4))
+    optimiser = torch.optim.Adam(model.parameters(), lr=3e-3)
+    obs, action, neighbour_actions, mask = credit_batch(batch=256)
+    revenue = revenue_of(obs, action)
+    first = model.loss(obs, action, neighbour_actions, mask, revenue).total.item()
+    for _ in range(steps):
+        loss = model.loss(obs, action, neighbour_actions, mask, revenue)
+        optimiser.zero_grad()
+        loss.total.backward()
+        optimiser.step()
+    assert loss.total.item() < 0.5 * first
+    with torch.no_grad():
+        return model.cmi(obs, action, neighbour_actions, mask).mean().item()
+
+
+def test_trained_cmi_credits_an_action_that_drives_revenue():
+    driven = train_credit(lambda obs, action: 3.0 * (action == 1).float() + obs[:, 0])
+    ignored = train_credit(lambda obs, action: 3.0 * (obs[:, 1] > 0).float() + obs[:, 0])
+    assert driven > 5 * ignored
+
+
+def test_redistribute_is_eq5_and_differentiable_in_phi():
+    cmi = torch.tensor([0.0, 1.0, 2.5])
+    phi = torch.tensor([2.0, -1.0], requires_grad=True)
+    reward = redistribute(cmi, phi)
+    torch.testing.assert_close(reward, torch.tensor([-1.0, 1.0, 4.0]))
+    (grad,) = torch.autograd.grad(reward.sum(), phi)
+    torch.testing.assert_close(grad, torch.tensor([3.5, 3.0]))
+
+
+# --- L_Lambda (Eq. 6) -------------------------------------------------------------------------------------------
+
+def test_return_gap_loss_is_the_mean_squared_trajectory_gap():
+    rewards = torch.tensor([1.0, 2.0, 3.0, 4.0, 5.0])
+    payments = torch.tensor([0.0, 1.0, 1.0, 0.0, 2.0])
+    ids = torch.tensor([7, 3, 7, 3, 9])  # trajectories 7: steps 0, 2; 3: steps 1, 3; 9: step 4
+    eta = 2.0
+    gaps = [(1 + 3) - eta * (0 + 1), (2 + 4) - eta * (1 + 0), 5 - eta * 2]
+    expected = torch.tensor(gaps).pow(2).mean()
+    torch.testing.assert_close(return_gap_loss(rewards, payments, ids, eta), expected)
+
+
+def test_return_gap_loss_gradient_in_phi_matches_finite_differences():
+    cmi, payments = torch.rand(40, dtype=DOUBLE), torch.rand(40, dtype=DOUBLE)
+    ids = torch.randint(0, 6, (40,))
+    phi = torch.tensor([0.7, -0.2], dtype=DOUBLE, requires_grad=True)
+    assert torch.autograd.gradcheck(lambda p: return_gap_loss(redistribute(cmi, p), payments, ids, 1.5), (phi,))
+
+
+# --- inverse Hessian-vector products and the Eq. 14 hypergradient ----------------------------------------------
+
+def spd_matrix(n, low=1.0, high=3.0):
+    q, _ = torch.linalg.qr(torch.randn(n, n, dtype=DOUBLE))
+    return q @ torch.diag(torch.linspace(low, high, n, dtype=DOUBLE)) @ q.T
+
+
+@pytest.mark.parametrize("solver", ["cg", "neumann"])
+def test_inverse_hvp_matches_direct_solve(solver):
+    a, b = spd_matrix(6), torch.randn(6, dtype=DOUBLE)
+    config = ImplicitGradConfig(("head",), solver=solver, iterations=200, damping=0.5, neumann_scale=0.25)
+    expected = torch.linalg.solve(a + 0.5 * torch.eye(6, dtype=DOUBLE), b)
+    torch.testing.assert_close(inverse_hvp(lambda v: a @ v, b, config), expected)
+
+
+class Quadratic:
+    """Inner J(theta, phi) = -1/2 theta'A theta + theta'B phi + c'phi, so theta*(phi) = A^-1 B phi exactly;
+    theta is passed as two tensors, (2, 2) and (3,), to exercise the flattening."""
+
+    def __init__(self):
+        self.a, self.b = spd_matrix(7), torch.randn(7, 2, dtype=DOUBLE)
+        self.c, self.d, self.m = torch.randn(3, 2, dtype=DOUBLE)
+        self.target = torch.randn(7, dtype=DOUBLE)
+
+    @staticmethod
+    def split(flat):
+        return [flat[:4].reshape(2, 2), flat[4:]]
+
+    @staticmethod
+    def join(theta):
+        return torch.cat([p.reshape(-1) for p in theta])
+
+    def inner(self, theta, phi):
+        t = self.join(theta)
+        return -0.5 * t @ self.a @ t + t @ self.b @ phi + self.c @ phi
+
+    def outer(self, theta, phi):  # J_out: reach a target with theta, plus a linear term in phi
+        return -0.5 * (self.join(theta) - self.target).pow(2).sum() + self.d @ phi
+
+    def regulariser(self, phi):
+        return 2.0 * (phi - self.m).pow(2).sum()
+
+    def theta_star(self, phi):
+        return torch.linalg.solve(self.a, self.b @ phi)
+
+    def outer_loss_solved(self, phi):  # F(phi) with the inner problem solved exactly
+        return self.outer(self.split(self.theta_star(phi)), phi) - self.regulariser(phi)
+
+
+@pytest.mark.parametrize("solver", ["cg", "neumann"])
+def test_hypergradient_on_a_quadratic_matches_closed_form_and_finite_differences(solver):
+    problem, phi = Quadratic(), torch.tensor([0.3, -1.2], dtype=DOUBLE)
+    config = ImplicitGradConfig(("head",), solver=solver, iterations=200, damping=0.0, neumann_scale=0.3)
+    theta = problem.split(problem.theta_star(phi))
+    result = implicit_hypergradient(problem.inner, theta, phi, config, problem.regulariser, problem.outer)
+
+    dtheta_dphi = torch.linalg.solve(problem.a, problem.b)
+    closed_form = problem.d + dtheta_dphi.T @ (problem.target - problem.theta_star(phi)) - 4.0 * (phi - problem.m)
+    torch.testing.assert_close(result.total, closed_form)
+    torch.testing.assert_close(result.total, result.direct + result.implicit - result.regulariser)
+
+    eps = 1e-6
+    finite_differences = torch.stack([
+        (problem.outer_loss_solved(phi + eps * e) - problem.outer_loss_solved(phi - eps * e)) / (2 * eps)
+        for e in torch.eye(2, dtype=DOUBLE)
+    ])
+    torch.testing.assert_close(result.total, finite_differences, rtol=1e-6, atol=1e-6)
+
+
+def test_hypergradient_with_the_inner_objective_as_outer_is_eq14_literally():
+    # With J_out = J, Eq. 14 at any theta gives c + B'A^-1 B phi = d/dphi J(theta*(phi), phi) for a quadratic.
+    problem, phi = Quadratic(), torch.tensor([0.5, 0.8], dtype=DOUBLE)
+    theta = problem.split(torch.randn(7, dtype=DOUBLE))  # away from theta*: dJ/dtheta != 0
+    result = implicit_hypergradient(problem.inner, theta, phi, ImplicitGradConfig(("head",), damping=0.0))
+    expected = problem.c + problem.b.T @ torch.linalg.solve(problem.a, problem.b) @ phi
+    torch.testing.assert_close(result.total, expected)
+    assert result.implicit.abs().sum() > 0.1 and not result.regulariser.any()
+
+
+class Actor(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.body = nn.Linear(4, 8)
+        self.head = nn.Sequential(nn.Tanh(), nn.Linear(8, 3))
+
+    def forward(self, obs):
+        return self.head(self.body(obs))
+
+
+def test_select_parameters_and_hypergradient_through_functional_call():
+    actor = Actor()
+    theta_l = select_parameters(actor, ["head.1"])
+    assert list(theta_l) == ["head.1.weight", "head.1.bias"]
+
+    obs, actions = torch.randn(32, 4), torch.randint(0, 3, (32,))
+    cmi_return, ones_return = torch.rand(32), torch.rand(32)
+
+    def surrogate(theta, phi):  # a policy-gradient J whose advantage is linear in phi, as GAE on Eq. 5 is
+        logits = torch.func.functional_call(actor, dict(zip(theta_l, theta)), (obs,))
+        advantage = phi[0] * cmi_return + phi[1] * ones_return
+        return (torch.log_softmax(logits, -1).gather(1, actions[:, None]).squeeze(1) * advantage).mean()
+
+    result = implicit_hypergradient(surrogate, list(theta_l.values()), torch.tensor([1.0, 0.0]),
+                                    ImplicitGradConfig(("head.1",), damping=0.1))
+    assert torch.isfinite(result.total).all() and result.implicit.abs().sum() > 0
+    assert all(p.grad is None for p in actor.parameters())
+
+
+# --- Newton fine-tuning (Eq. 19) and its schedule --------------------------------------------------------------
+
+def test_newton_step_lands_on_the_minimum_of_l_lambda_in_one_step():
+    cmi, payments = torch.rand(60, dtype=DOUBLE), torch.rand(60, dtype=DOUBLE)
+    ids = torch.randint(0, 8, (60,))
+
+    def loss(p):
+        return return_gap_loss(redistribute(cmi, p), payments, ids, 2.0)
+
+    phi_star = newton_step(loss, torch.tensor([5.0, -3.0], dtype=DOUBLE), damping=0.0)
+    (grad,) = torch.autograd.grad(loss(phi_star.requires_grad_()), phi_star)
+    torch.testing.assert_close(grad, torch.zeros(2, dtype=DOUBLE), rtol=0, atol=1e-10)
+
+    # the same minimum by least squares on the per-trajectory sums
+    design = torch.zeros(8, 2, dtype=DOUBLE).index_add(0, ids, torch.stack([cmi, torch.ones_like(cmi)], 1))
+    target = torch.zeros(8, dtype=DOUBLE).index_add(0, ids, 2.0 * payments)
+    torch.testing.assert_close(phi_star.detach(), torch.linalg.lstsq(design, target[:, None]).solution.squeeze(1))
+
+
+def test_newton_step_with_a_singular_hessian_stays_finite_and_minimises():
+    cmi, payments = torch.rand(10, dtype=DOUBLE), torch.rand(10, dtype=DOUBLE)
+    ids = torch.zeros(10, dtype=torch.long)  # one trajectory: the 2x2 Hessian has rank 1
+
+    def loss(p):
+        return return_gap_loss(redistribute(cmi, p), payments, ids, 1.0)
+
+    phi_hat = torch.tensor([3.0, 1.0], dtype=DOUBLE)
+    phi_star = newton_step(loss, phi_hat, damping=PhiConfig().newton_damping)
+    assert torch.isfinite(phi_star).all()
+    assert loss(phi_star) < 1e-6 * loss(phi_hat)
+
+
+def test_finetune_schedule_switches_on_after_phi_settles_and_stays_on():
+    config = PhiConfig(finetune_after=3, tolerance=1e-3, patience=2)
+    schedule = FinetuneSchedule(config)
+    moving = [torch.tensor([1.0 + 0.1 * k, 0.0]) for k in range(1, 4)]
+    assert not any(schedule.observe(phi) for phi in moving)
+    settled = moving[-1] + 1e-5
+    assert [schedule.observe(settled), schedule.observe(settled)] == [False, True]
+    assert schedule.observe(torch.tensor([9.0, 9.0]))  # latched: a Newton jump does not switch it off
+
+    restored = FinetuneSchedule(config)
+    restored.load_state_dict(schedule.state_dict())
+    assert restored.state_dict() == schedule.state_dict()
+
+    noFE = FinetuneSchedule(PhiConfig(finetune=False, patience=1))
+    assert not any(noFE.observe(torch.tensor([1.0, 0.0])) for _ in range(5))
+
+
+# --- bad input and non-finite values ---------------------------------------------------------------------------
+
+@pytest.mark.parametrize("make, field", [
+    (lambda: PhiConfig(eta=0.0), "cafe.eta"),
+    (lambda: PhiConfig(eta=-1.0), "cafe.eta"),
+    (lambda: PhiConfig(phi_lr=0.0), "cafe.phi_lr"),
+    (lambda: PhiConfig(finetune=True, finetune_after=0), "cafe.finetune_after"),
+    (lambda: ImplicitGradConfig(("head",), solver="newton"), "cafe.solver"),
+    (lambda: ImplicitGradConfig(()), "cafe.theta_l_layers"),
+    (lambda: CreditConfig(obs_dim=0, num_actions=3), "cafe.credit.obs_dim"),
+    (lambda: return_gap_loss(torch.ones(2), torch.ones(2), torch.zeros(2), eta=0.0), "cafe.eta"),
+])
+def test_bad_config_names_the_field(make, field):
+    with pytest.raises(InputError) as error:
+        make()
+    assert error.value.where == field
+
+
+def test_unknown_theta_l_layer_is_named_with_the_valid_ones():
+    with pytest.raises(InputError, match="unknown layer 'haed'.*did you mean 'head'") as error:
+        select_parameters(Actor(), ["head", "haed"])
+    assert error.value.where == "cafe.theta_l_layers"
+    assert "body.weight" in str(error.value)
+
+
+def test_non_finite_phi_cmi_and_hvp_are_named():
+    problem = Quadratic()
+    theta = problem.split(torch.zeros(7, dtype=DOUBLE))
+    with pytest.raises(NonFiniteError, match="phi") as error:
+        implicit_hypergradient(problem.inner, theta, torch.tensor([float("nan"), 0.0], dtype=DOUBLE),
+                               ImplicitGradConfig(("head",)))
+    assert error.value.where == "phi"
+
+    model = CreditModel(CreditConfig(obs_dim=4, num_actions=3))
+    obs, action, neighbour_actions, mask = credit_batch(batch=8)
+    obs[3, 1] = float("inf")
+    with pytest.raises(NonFiniteError) as error:
+        model.cmi(obs, action, neighbour_actions, mask)
+    assert error.value.where == "CMI"
+
+    b = torch.randn(3, 2, dtype=DOUBLE)
+
+    def kinked(theta, phi):  # finite gradient at theta = 0, infinite curvature: d2/dtheta2 theta^1.5 = inf
+        return -theta[0].pow(1.5).sum() + theta[0] @ b @ phi
+
+    with pytest.raises(NonFiniteError) as error:
+        implicit_hypergradient(kinked, [torch.zeros(3, dtype=DOUBLE)], torch.ones(2, dtype=DOUBLE),
+                               ImplicitGradConfig(("head",)))
+    assert error.value.where == "Hessian-vector product"
