@@ -1,0 +1,2 @@
+"""QCO-TA (Zhang et al.): SPE (priority.py), MPI (integration.py), NTS (selection.py), and the §5.3 baselines
+(schemes.py). Policies see only ``envs.sensing.SensingObservation``; they never read files."""
