@@ -1,0 +1,73 @@
+"""RLlib view of the sensing world: one agent per participant, all deciding together each cycle.
+
+Observation per participant: its cell (one-hot, X), the last cycle's IS of every cell and attribute
+standardised by the field's mean and std (A*X, 0 before the first cycle), and the last cycle's sensed cells
+(X). Action: the cell to sense next (Discrete(X)). Reward: -(the cycle's aggregated error + cost_weight *
+the participant's distance / the mean inter-cell distance). An episode is the world's cycles; it ends by
+truncation. ``info`` carries epsilon and the participant's cost in km.
+"""
+
+from __future__ import annotations
+
+import gymnasium as gym
+import numpy as np
+from ray.rllib.env.multi_agent_env import MultiAgentEnv
+
+from envs.sensing import SensingWorld, SensingWorldConfig
+from rl_cs.data.sensing_field import synthetic_field
+
+
+class SensingMultiAgentEnv(MultiAgentEnv):
+    """env_config: {"field": SensingField (default: the synthetic field), "world": SensingWorldConfig}."""
+
+    def __init__(self, config: dict | None = None):
+        super().__init__()
+        config = dict(config or {})
+        self.world = SensingWorld(config.get("field") or synthetic_field(), config.get("world") or SensingWorldConfig())
+        cells, attributes = self.world.num_cells, len(self.world.config.attributes)
+        values = self.world.truth.transpose(1, 0, 2).reshape(attributes, -1)
+        self.mean, self.std = np.nanmean(values, 1), np.nanstd(values, 1)
+        self.mean_distance = self.world.distances.sum() / max(cells * (cells - 1), 1)
+        self.possible_agents = [f"participant_{p}" for p in range(self.world.config.num_participants)]
+        self.agents = list(self.possible_agents)
+        space = gym.spaces.Box(-np.inf, np.inf, (cells * (attributes + 2),), np.float32)
+        self.observation_spaces = {agent: space for agent in self.possible_agents}
+        self.action_spaces = {agent: gym.spaces.Discrete(cells) for agent in self.possible_agents}
+        self._rng = np.random.default_rng()
+
+    def reset(self, *, seed=None, options=None):
+        if seed is not None:
+            self._rng = np.random.default_rng(seed)
+        self.world.reset(int(self._rng.integers(2 ** 31)))
+        self._sensed = np.zeros(self.world.num_cells, dtype=np.float32)
+        return self._observations(), {agent: {} for agent in self.agents}
+
+    def step(self, action_dict):
+        cells = np.array([int(action_dict[agent]) for agent in self.possible_agents])
+        outcome = self.world.step(cells)
+        self._sensed = np.zeros(self.world.num_cells, dtype=np.float32)
+        self._sensed[cells] = 1.0
+        penalty = outcome.epsilon + self.world.config.cost_weight * outcome.cost_km / self.mean_distance
+        rewards = {agent: -float(penalty[p]) for p, agent in enumerate(self.possible_agents)}
+        infos = {agent: {"epsilon": outcome.epsilon, "cost_km": float(outcome.cost_km[p])}
+                 for p, agent in enumerate(self.possible_agents)}
+        done = self.world.done
+        terminateds = {agent: False for agent in self.possible_agents} | {"__all__": False}
+        truncateds = {agent: done for agent in self.possible_agents} | {"__all__": done}
+        return self._observations(), rewards, terminateds, truncateds, infos
+
+    def _observations(self) -> dict:
+        world = self.world
+        cells = world.num_cells
+        if world.cycle > 0:
+            inferred = (world.inferred[world.cycle - 1] - self.mean[:, None]) / np.where(self.std > 0, self.std, 1)[:, None]
+            inferred = np.nan_to_num(inferred).ravel()
+        else:
+            inferred = np.zeros(len(self.mean) * cells)
+        shared = np.concatenate([inferred, self._sensed]).astype(np.float32)
+        observations = {}
+        for p, agent in enumerate(self.possible_agents):
+            position = np.zeros(cells, dtype=np.float32)
+            position[world.positions[p]] = 1.0
+            observations[agent] = np.concatenate([position, shared])
+        return observations

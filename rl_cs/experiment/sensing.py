@@ -1,0 +1,190 @@
+"""`rl-cs train|evaluate|bench --world sensing`: QCO-TA and its baselines on the sensing world.
+
+``train`` validates everything first (config, data, grid against the data), then calibrates Gamma_a and the
+attribute subsets on UNS-TA (see ``sensing_calibration``), runs the grid (or a Ray Tune sweep when the config
+has ``sweep.space``), and writes ``<results-dir>/<name>/``: experiment.json, runs.csv, cycles.parquet,
+calibration.csv. Files are written to a temporary name and moved into place.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import os
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from envs.sensing import SensingWorld, run_online
+from policies.qcota.schemes import DISPLAY_NAMES, SCHEMES, make_scheme
+from rl_cs.data.sensing_field import SensingField, synthetic_field
+from rl_cs.errors import closest, require
+from rl_cs.experiment.sensing_config import SensingExperimentConfig, load_config, to_dict
+
+
+def load_field(data_dir: str | None, config: SensingExperimentConfig) -> SensingField:
+    """The Piemonte data from ``--data-dir`` (or RLCS_DATA_DIR), else the embedded synthetic field."""
+    if data_dir:
+        from rl_cs.data.piemonte import load_piemonte
+
+        return load_piemonte(data_dir)
+    return synthetic_field(config.synthetic)
+
+
+def check_grid(sensing_field: SensingField, config: SensingExperimentConfig) -> None:
+    """Every grid cell is runnable on this field (before anything is written)."""
+    grid = config.grid
+    sensing_field.attribute_index(grid.attribute_order, "grid.attribute_order")
+    for participants in grid.participants:
+        require(participants <= sensing_field.num_cells, "grid.participants",
+                f"P = {participants} but the data has only {sensing_field.num_cells} cells",
+                f"use P <= {sensing_field.num_cells}")
+    dataclasses.replace(config.world, attributes=grid.attribute_order[:1]).check_field(sensing_field)
+
+
+def write_atomic(path: Path, write) -> None:
+    """``write(temporary_path)`` then move it onto ``path``."""
+    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=path.suffix)
+    os.close(handle)
+    try:
+        write(Path(temporary))
+        os.chmod(temporary, 0o644)
+        os.replace(temporary, path)
+    finally:
+        if os.path.exists(temporary):
+            os.unlink(temporary)
+
+
+def train(args: argparse.Namespace) -> int:
+    require(args.method in SCHEMES, "method", f"unknown method '{args.method}' for the sensing world",
+            closest(args.method, SCHEMES))
+    config = load_config(args.config, args.set, args.seeds)
+    if args.method != "qcota":
+        config = dataclasses.replace(config, grid=dataclasses.replace(config.grid, schemes=(args.method,)))
+    sensing_field = load_field(args.data_dir, config)
+    check_grid(sensing_field, config)
+    out = Path(args.results_dir) / (args.name or f"{args.method}-sensing")
+    start = time.perf_counter()
+    if config.sweep.space:
+        from rl_cs.experiment.sensing_tune import sweep
+
+        out.mkdir(parents=True, exist_ok=True)
+        table = sweep(sensing_field, config, out)
+        write_atomic(out / "sweep.csv", lambda p: table.to_csv(p, index=False))
+        _write_json(out, {"world": "sensing", "kind": "sweep", "method": args.method, "data": sensing_field.source,
+                          "config": to_dict(config), "wall_seconds": time.perf_counter() - start})
+        print(table.to_string(index=False))
+        print(f"sweep written to {out}")
+        return 0
+    config, calibration = _calibrated(sensing_field, config)
+    calibrated_at = time.perf_counter()
+    from rl_cs.experiment.sensing_grid import run_grid
+
+    runs, cycles = run_grid(sensing_field, config, config.grid.attribute_order)
+    finished = time.perf_counter()
+    out.mkdir(parents=True, exist_ok=True)
+    write_atomic(out / "runs.csv", lambda p: runs.to_csv(p, index=False))
+    write_atomic(out / "cycles.parquet", lambda p: cycles.to_parquet(p, index=False))
+    if calibration is not None:
+        write_atomic(out / "calibration.csv", lambda p: calibration.candidates.to_csv(p, index=False))
+    _write_json(out, {
+        "world": "sensing", "kind": "grid", "method": args.method, "data": sensing_field.source,
+        "config": to_dict(config),
+        "calibration": None if calibration is None else {
+            "normalisation": calibration.normalisation, "error_cells": calibration.error_cells,
+            "order": calibration.order_name, "attributes": list(calibration.order),
+            "distance": float(calibration.candidates["distance"].iloc[0])},
+        "wall_seconds": {"calibration": calibrated_at - start, "grid": finished - calibrated_at,
+                         "total": finished - start},
+        "runs": len(runs), "workers": config.grid.workers or os.cpu_count()})
+    summary = runs.groupby(["num_attributes", "inference", "participants", "scheme"], sort=False)[
+        ["error", "cost_km"]].mean().round(4)
+    print(summary.to_string())
+    print(f"{len(runs)} runs in {finished - calibrated_at:.1f} s (calibration {calibrated_at - start:.1f} s); "
+          f"results in {out}; tables: rl-cs report {out}")
+    return 0
+
+
+def _calibrated(sensing_field: SensingField, config: SensingExperimentConfig):
+    """Apply the calibration's choice to the world and the attribute order (or keep them as configured)."""
+    if not config.calibration.enabled:
+        return config, None
+    from rl_cs.experiment.sensing_calibration import calibrate
+
+    calibration = calibrate(sensing_field, config)
+    print(f"calibration on UNS-TA: Gamma_a = error / {calibration.normalisation}, cells = {calibration.error_cells}, "
+          f"attribute order = {calibration.order_name} {list(calibration.order)} "
+          f"(distance {calibration.candidates['distance'].iloc[0]:.4f})")
+    world = dataclasses.replace(config.world, normalisation=calibration.normalisation,
+                                error_cells=calibration.error_cells)
+    grid = dataclasses.replace(config.grid, attribute_order=calibration.order)
+    return dataclasses.replace(config, world=world, grid=grid), calibration
+
+
+def _write_json(out: Path, data: dict) -> None:
+    write_atomic(out / "experiment.json", lambda p: p.write_text(json.dumps(data, indent=2)))
+
+
+def evaluate(args: argparse.Namespace) -> int:
+    """One scheme on ``config.world`` for ``--episodes`` seeds from ``--seed``; ``--log`` writes the cells."""
+    require(args.policy in SCHEMES, "policy", f"unknown scheme '{args.policy}' for the sensing world",
+            closest(args.policy, SCHEMES))
+    config = load_config(args.config, args.set)
+    sensing_field = load_field(args.data_dir, config)
+    world = SensingWorld(sensing_field, config.world)
+    scheme = make_scheme(args.policy, config.qcota)
+    rows, log = [], []
+    for episode in range(args.episodes):
+        seed = args.seed + episode
+        scheme.reset(config.world.num_participants, len(config.world.attributes), seed + 1_000_003)
+        trajectory = run_online(world, scheme.act, seed)
+        rows.append({"seed": seed, "error": trajectory.aggregated_error, "cost_km": trajectory.average_cost})
+        cycles, participants = trajectory.cells.shape
+        log.append(pd.DataFrame({"seed": seed, "cycle": np.repeat(np.arange(cycles), participants),
+                                 "participant": np.tile(np.arange(participants), cycles),
+                                 "cell": trajectory.cells.ravel(), "cost_km": trajectory.cost_km.ravel()}))
+    table = pd.DataFrame(rows)
+    print(f"{DISPLAY_NAMES[args.policy]} on {sensing_field.source}, attributes {list(config.world.attributes)}, "
+          f"{config.world.inference.method}, P = {config.world.num_participants}")
+    print(table.to_string(index=False))
+    if args.log:
+        path = Path(args.log)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        write_atomic(path, lambda p: pd.concat(log, ignore_index=True).to_parquet(p, index=False))
+    return 0
+
+
+def bench(args: argparse.Namespace) -> int:
+    """Cycles per second of each scheme on the plain loop, and RLlib env steps per second."""
+    config = load_config(args.config, args.set)
+    sensing_field = load_field(args.data_dir, config)
+    world = SensingWorld(sensing_field, config.world)
+    rows = []
+    for name in SCHEMES:
+        scheme = make_scheme(name, config.qcota)
+        cycles, start, episode = 0, time.perf_counter(), 0
+        while time.perf_counter() - start < args.seconds:
+            scheme.reset(config.world.num_participants, len(config.world.attributes), episode)
+            cycles += len(run_online(world, scheme.act, episode).epsilon)
+            episode += 1
+        rows.append({"scheme": DISPLAY_NAMES[name], "cycles_per_s": cycles / (time.perf_counter() - start)})
+    from envs.sensing_rllib import SensingMultiAgentEnv
+
+    env = SensingMultiAgentEnv({"field": sensing_field, "world": config.world})
+    rng = np.random.default_rng(0)
+    steps, start = 0, time.perf_counter()
+    env.reset(seed=0)
+    while time.perf_counter() - start < args.seconds:
+        _, _, _, truncated, _ = env.step({agent: int(rng.integers(world.num_cells)) for agent in env.agents})
+        steps += 1
+        if truncated["__all__"]:
+            env.reset(seed=steps)
+    rows.append({"scheme": "RLlib env, random actions", "cycles_per_s": steps / (time.perf_counter() - start)})
+    print(f"sensing world on {sensing_field.source}, P = {config.world.num_participants}, "
+          f"{config.world.inference.method}")
+    print(pd.DataFrame(rows).round(1).to_string(index=False))
+    return 0

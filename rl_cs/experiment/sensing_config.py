@@ -1,0 +1,232 @@
+"""The sensing experiment's typed configuration, read from YAML (tune_configs/qcota_*.yaml) and validated here.
+
+Every key of a YAML file must be a field of these dataclasses (an unknown key is an InputError suggesting the
+nearest valid one); ``--set section.key=value`` overrides one field.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from envs.inference import METHODS
+from envs.sensing import ERROR_CELLS, NORMALISATIONS, SensingWorldConfig
+from policies.qcota.config import QcotaConfig
+from policies.qcota.schemes import SCHEMES
+from rl_cs.data.sensing_field import PAPER_ATTRIBUTES, SyntheticFieldConfig
+from rl_cs.errors import InputError, closest, require
+
+
+@dataclass(frozen=True)
+class GridConfig:
+    """The grid of §5.5: attribute counts x inference methods x P x schemes, each run for several seeds.
+
+    Per grid cell it overrides ``world.attributes`` (the first k of the attribute order), ``world.inference.method``
+    and ``world.num_participants``; every other world field applies as given."""
+
+    attribute_counts: tuple[int, ...] = (2,)
+    """Numbers of attributes (the first k of the attribute order; the paper: 2, 3, 4)."""
+    inference: tuple[str, ...] = ("knn",)
+    """Inference methods (the paper: knn, idw, svr)."""
+    participants: tuple[int, ...] = (8,)
+    """Values of P (the paper: 8, 10, 12, 14)."""
+    schemes: tuple[str, ...] = tuple(SCHEMES)
+    """Schemes to run, table row order."""
+    seeds: int = 1
+    """Episodes per grid cell (seeds 0..seeds-1: participants' start cells and UNS-TA's draws)."""
+    attribute_order: tuple[str, ...] = PAPER_ATTRIBUTES
+    """Order the attribute subsets are taken in, when calibration is off."""
+    workers: int = 0
+    """Processes running grid cells in parallel; 0 = one per CPU core."""
+
+    def validate(self, where: str = "grid") -> None:
+        for name, values in (("attribute_counts", self.attribute_counts), ("inference", self.inference),
+                             ("participants", self.participants), ("schemes", self.schemes)):
+            require(len(values) > 0, f"{where}.{name}", "empty list", "give at least one value")
+        for method in self.inference:
+            require(method in METHODS, f"{where}.inference", f"unknown inference method '{method}'",
+                    closest(method, METHODS))
+        for scheme in self.schemes:
+            require(scheme in SCHEMES, f"{where}.schemes", f"unknown scheme '{scheme}'", closest(scheme, SCHEMES))
+        for count in self.attribute_counts:
+            require(1 <= count <= len(self.attribute_order), f"{where}.attribute_counts",
+                    f"{count} attributes but the order has {len(self.attribute_order)}",
+                    f"use 1..{len(self.attribute_order)}")
+        for participants in self.participants:
+            require(participants >= 1, f"{where}.participants", f"{participants} < 1", "use P >= 1")
+        require(self.seeds >= 1, f"{where}.seeds", f"{self.seeds} < 1", "use at least one seed")
+        require(self.workers >= 0, f"{where}.workers", f"{self.workers} < 0", "use 0 for one per core")
+
+
+@dataclass(frozen=True)
+class CalibrationConfig:
+    """Settles Gamma_a and the attribute subsets on UNS-TA alone (the scheme with no free parameter): the
+    candidate whose UNS-TA errors are closest (mean absolute difference) to the paper's UNS-TA row wins."""
+
+    enabled: bool = True
+    """Calibrate before the grid; if false, use world.normalisation, world.error_cells, grid.attribute_order."""
+    normalisations: tuple[str, ...] = NORMALISATIONS
+    """Gamma_a candidates: error / the attribute's mean, std or range over the whole field."""
+    error_cells: tuple[str, ...] = ERROR_CELLS
+    """Cells averaged in Eq. 15: all or unsensed only."""
+    orders: dict[str, tuple[str, ...]] = field(default_factory=lambda: {
+        "paper": PAPER_ATTRIBUTES, "reverse": tuple(reversed(PAPER_ATTRIBUTES)),
+        "pm10_first": ("PM10", "WS", "TEMP", "EMI")})
+    """Named attribute orders; k attributes = the first k of an order (paper = §5.1's listing)."""
+    seeds: int = 3
+    """UNS-TA episodes per paper grid cell averaged for the calibration."""
+
+    def validate(self, where: str = "calibration") -> None:
+        for value in self.normalisations:
+            require(value in NORMALISATIONS, f"{where}.normalisations", f"unknown normalisation '{value}'",
+                    closest(value, NORMALISATIONS))
+        for value in self.error_cells:
+            require(value in ERROR_CELLS, f"{where}.error_cells", f"unknown choice '{value}'",
+                    closest(value, ERROR_CELLS))
+        require(len(self.orders) > 0, f"{where}.orders", "no attribute order", "give at least one")
+        require(self.seeds >= 1, f"{where}.seeds", f"{self.seeds} < 1", "use at least one seed")
+
+
+@dataclass(frozen=True)
+class SweepConfig:
+    """A Ray Tune search over config fields; each trial runs the grid and reports QCO-TA's metrics."""
+
+    space: dict[str, list] = field(default_factory=dict)
+    """Dotted field -> values to grid-search, e.g. {"qcota.beta": [0.3, 0.5]}; empty = no sweep."""
+    num_samples: int = 1
+    """Repeats of the whole search space (Tune's num_samples)."""
+    metric: str = "error_ratio"
+    """Minimised: error_ratio (QCO-TA / UNS-TA error, mean over the grid) or error, cost_km, cost_ratio."""
+
+    def validate(self, where: str = "sweep") -> None:
+        metrics = ("error_ratio", "error", "cost_km", "cost_ratio")
+        require(self.metric in metrics, f"{where}.metric", f"unknown metric '{self.metric}'", closest(self.metric, metrics))
+        require(self.num_samples >= 1, f"{where}.num_samples", f"{self.num_samples} < 1", "use at least 1")
+
+
+@dataclass(frozen=True)
+class SensingExperimentConfig:
+    """One `rl-cs train qcota --world sensing` experiment."""
+
+    world: SensingWorldConfig = field(default_factory=SensingWorldConfig)
+    """The sensing world (§3, §5)."""
+    qcota: QcotaConfig = field(default_factory=QcotaConfig)
+    """QCO-TA's hyper-parameters (§4)."""
+    grid: GridConfig = field(default_factory=GridConfig)
+    """The grid of runs (§5.5)."""
+    calibration: CalibrationConfig = field(default_factory=CalibrationConfig)
+    """Gamma_a / attribute-subset calibration on UNS-TA."""
+    synthetic: SyntheticFieldConfig = field(default_factory=SyntheticFieldConfig)
+    """The embedded field used when no --data-dir is given."""
+    sweep: SweepConfig = field(default_factory=SweepConfig)
+    """Optional Ray Tune sweep."""
+
+    def validate(self) -> None:
+        self.world.validate("world")
+        self.qcota.validate("qcota")
+        self.grid.validate("grid")
+        self.calibration.validate("calibration")
+        self.synthetic.validate()
+        self.sweep.validate("sweep")
+        for key in self.sweep.space:
+            set_field(to_dict(self), key, None)
+
+
+def to_dict(config: Any) -> Any:
+    """Plain YAML/JSON-able data (tuples as lists)."""
+    if dataclasses.is_dataclass(config):
+        return {f.name: to_dict(getattr(config, f.name)) for f in dataclasses.fields(config)}
+    if isinstance(config, dict):
+        return {k: to_dict(v) for k, v in config.items()}
+    if isinstance(config, (tuple, list)):
+        return [to_dict(v) for v in config]
+    return config
+
+
+def build(cls: type, data: Any, where: str) -> Any:
+    """The dataclass ``cls`` from plain data; unknown keys and wrong types are InputErrors naming the field."""
+    require(isinstance(data, dict), where, f"expected a mapping, got {type(data).__name__}",
+            "write 'key: value' lines")
+    hints = typing.get_type_hints(cls)
+    names = [f.name for f in dataclasses.fields(cls)]
+    for key in data:
+        require(key in names, f"{where}.{key}" if where else key, "unknown key", closest(str(key), names))
+    return cls(**{key: _coerce(value, hints[key], f"{where}.{key}" if where else key) for key, value in data.items()})
+
+
+def _coerce(value: Any, hint: Any, where: str) -> Any:
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if dataclasses.is_dataclass(hint):
+        return build(hint, value, where)
+    if origin is tuple:
+        require(isinstance(value, (list, tuple)), where, f"expected a list, got {value!r}", "write [a, b, ...]")
+        return tuple(_coerce(item, args[0], where) for item in value)
+    if origin is dict:
+        require(isinstance(value, dict), where, f"expected a mapping, got {value!r}", "write key: value lines")
+        return {str(k): _coerce(v, args[1], f"{where}.{k}") for k, v in value.items()}
+    if origin is list:
+        require(isinstance(value, list), where, f"expected a list, got {value!r}", "write [a, b, ...]")
+        return list(value)
+    if origin in (typing.Union, types.UnionType):
+        return value
+    if hint is bool:
+        require(isinstance(value, bool), where, f"expected true/false, got {value!r}")
+    elif hint is int:
+        require(isinstance(value, int) and not isinstance(value, bool), where, f"expected an integer, got {value!r}")
+    elif hint is float:
+        require(isinstance(value, (int, float)) and not isinstance(value, bool), where,
+                f"expected a number, got {value!r}")
+        return float(value)
+    elif hint is str:
+        require(isinstance(value, str), where, f"expected text, got {value!r}")
+    return value
+
+
+def set_field(data: dict, dotted: str, value: Any) -> None:
+    """Set ``data[a][b][c] = value`` for 'a.b.c'; InputError naming an unknown part."""
+    parts = dotted.split(".")
+    node = data
+    for depth, part in enumerate(parts):
+        require(isinstance(node, dict) and part in node, ".".join(parts[:depth + 1]), "unknown key",
+                closest(part, node.keys() if isinstance(node, dict) else []))
+        if depth == len(parts) - 1:
+            node[part] = value
+        else:
+            node = node[part]
+
+
+def load_config(path: str | None, overrides: list[str] = (), seeds: int | None = None) -> SensingExperimentConfig:
+    """Defaults, then the YAML file's fields, then each ``KEY=VALUE`` override; validated."""
+    data = to_dict(SensingExperimentConfig())
+    if path:
+        file = Path(path)
+        require(file.is_file(), "--config", f"no such file {file}", "see tune_configs/qcota_*.yaml")
+        try:
+            loaded = yaml.safe_load(file.read_text()) or {}
+        except yaml.YAMLError as error:
+            raise InputError(str(file), f"not valid YAML: {error}", "fix the syntax") from None
+        build(SensingExperimentConfig, loaded, "")
+        _merge(data, loaded)
+    for override in overrides:
+        key, sep, text = override.partition("=")
+        require(bool(sep), "--set", f"'{override}' is not KEY=VALUE", "e.g. --set qcota.beta=0.5")
+        set_field(data, key.strip(), yaml.safe_load(text))
+    if seeds is not None:
+        data["grid"]["seeds"] = seeds
+    config = build(SensingExperimentConfig, data, "")
+    config.validate()
+    return config
+
+
+def _merge(base: dict, update: dict) -> None:
+    for key, value in update.items():
+        if isinstance(value, dict) and isinstance(base.get(key), dict) and key not in ("orders", "space"):
+            _merge(base[key], value)
+        else:
+            base[key] = value
