@@ -16,6 +16,7 @@ from scipy.sparse.csgraph import connected_components, dijkstra
 from scipy.spatial import cKDTree
 
 from rl_cs.data.cache import cached_arrays
+from rl_cs.data.progress import step
 from rl_cs.errors import require
 
 ALL_PAIRS_MAX_NODES = 4000
@@ -81,6 +82,8 @@ class City:
     edges: np.ndarray  # (m, 2) int64, directed u -> v
     edge_length: np.ndarray  # (m,) float64, metres
     distance: DistanceOracle = field(repr=False)
+    crs: str = ""
+    """Projected frame of ``node_xy`` (e.g. 'EPSG:32648') for mapping lat/lng onto it; '' for synthetic cities."""
 
     @property
     def num_nodes(self) -> int:
@@ -88,7 +91,7 @@ class City:
 
     @classmethod
     def from_arrays(cls, name: str, node_xy: np.ndarray, edges: np.ndarray, edge_length: np.ndarray,
-                    distance_matrix: np.ndarray | None = None) -> "City":
+                    distance_matrix: np.ndarray | None = None, crs: str = "") -> "City":
         graph = road_matrix(len(node_xy), edges, edge_length)
         if distance_matrix is not None:
             oracle = DistanceOracle(graph, distance_matrix)
@@ -96,22 +99,23 @@ class City:
             oracle = DistanceOracle.all_pairs(graph)
         else:
             oracle = DistanceOracle(graph)
-        return cls(name, node_xy, edges, edge_length, oracle)
+        return cls(name, node_xy, edges, edge_length, oracle, crs)
 
     @classmethod
     def from_cached(cls, name: str, kind: str, params: dict, build, cache_dir: Path | None = None) -> "City":
-        """Build (node_xy, edges, edge_length) once, precompute distances once, and cache all of it."""
+        """Build (node_xy, edges, edge_length[, crs]) once, precompute distances once, and cache all of it."""
 
         def build_with_distances() -> dict[str, np.ndarray]:
             arrays = build()
             if len(arrays["node_xy"]) <= ALL_PAIRS_MAX_NODES:
                 graph = road_matrix(len(arrays["node_xy"]), arrays["edges"], arrays["edge_length"])
-                arrays["distance"] = dijkstra(graph, directed=True).astype(np.float32)
+                with step(f"all-pairs road distances of {name} ({graph.shape[0]} nodes)"):
+                    arrays["distance"] = dijkstra(graph, directed=True).astype(np.float32)
             return arrays
 
         arrays = cached_arrays(kind, params, build_with_distances, cache_dir)
         return cls.from_arrays(name, arrays["node_xy"], arrays["edges"], arrays["edge_length"],
-                               arrays.get("distance"))
+                               arrays.get("distance"), str(arrays.get("crs", "")))
 
     def snap(self, xy: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Nearest node of each point (metres, same frame); returns (node ids, straight-line gap in m)."""
