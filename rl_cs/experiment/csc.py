@@ -1,0 +1,182 @@
+"""`rl-cs train | evaluate | bench` on the collaborative spatial crowdsourcing world.
+
+train: YAML -> validated ExperimentConfig -> (RLlib PPOConfig | heuristic trainable) -> Ray Tune, one
+trial per seed and grid point; then the best trained policy and Greedy are evaluated on the same held-out
+task stream and printed side by side.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import sys
+from pathlib import Path
+
+import pandas as pd
+
+from envs.csc import CSCEnv, env_config
+from rl_cs.config import to_dict
+from rl_cs.errors import require
+from rl_cs import evaluation
+from rl_cs.evaluation import ModuleActor, find_module_dir, load_actor, write_atomically
+from rl_cs.experiment.config import ExperimentConfig, load_experiment
+from rl_cs.experiment.methods import METHODS, Method, get_method
+from rl_cs.experiment.tune_runner import METADATA, experiment_folder, run_tuner, write_json_atomically
+
+METRIC = "env_runners/revenue"
+SHOWN = ["revenue", "completion_rate", "travel_km", "mean_lateness_s", "invalid_actions"]
+
+
+def heuristic_trainable(config: dict) -> None:
+    """Tune function trainable for planners: one evaluation episode per 'iteration', seeded per trial."""
+    from ray import tune
+
+    from rl_cs.evaluation import run_episode
+
+    env, actor = CSCEnv(config["env_config"]), METHODS[config["method"]].heuristic()
+    for iteration in range(config["iterations"]):
+        metrics = run_episode(env, actor, seed=config["seed"] * 100_003 + iteration)
+        tune.report({"env_runners": metrics})
+
+
+def _grid_env_config(config: ExperimentConfig, base: dict) -> dict:
+    """env_config with tune.grid_search at every swept world field."""
+    from ray import tune
+
+    for dotted, values in config.grid.items():
+        head, *path = dotted.split(".")
+        require(head == "world", f"grid.{dotted}", "only world fields can be swept", "e.g. world.num_tasks")
+        node = base["world"]
+        for key in path[:-1]:
+            node = node[key]
+        node[path[-1]] = tune.grid_search(values)
+    return base
+
+
+def _world_for(method: Method, config: ExperimentConfig) -> ExperimentConfig:
+    return dataclasses.replace(config, world=dataclasses.replace(config.world, reward=method.reward))
+
+
+def prepare(args, method: Method) -> ExperimentConfig:
+    """Config and scenario checks done in the driver, before Ray starts (errors exit 2, write nothing)."""
+    config = load_experiment(args.config, args.set)
+    if getattr(args, "seeds", None):
+        require(args.seeds >= 1, "--seeds", "must be >= 1")
+        config = dataclasses.replace(config, experiment=dataclasses.replace(config.experiment, seeds=args.seeds))
+    config = _world_for(method, config)
+    CSCEnv(env_config(config.world, args.data_dir))  # loads (and caches) the scenario, validates the world
+    return config
+
+
+def train(args) -> int:
+    methods = _methods_to_run(args)
+    for method in methods:
+        code = _train_one(args, method)
+        if code:
+            return code
+    return 0
+
+
+def _methods_to_run(args) -> list[Method]:
+    if args.method != "all":
+        return [get_method(args.method)]
+    config = load_experiment(args.config, args.set)
+    require(bool(config.experiment.methods), "experiment.methods", "`train all` needs a list of methods",
+            "add e.g. methods: [greedy, ippo] to the YAML")
+    return [get_method(name) for name in config.experiment.methods]
+
+
+def _train_one(args, method: Method) -> int:
+    config = prepare(args, method)
+    run = config.experiment
+    name = args.name or run.name or f"{method.name}-{args.world}"
+    if args.method == "all":
+        name = f"{name}/{method.name}"
+    folder = experiment_folder(args.results_dir, name, args.resume)
+    base_env = env_config(config.world, args.data_dir)
+    seeds = list(range(run.seeds))
+    if not args.resume:
+        write_json_atomically(folder / METADATA, {
+            "world": args.world, "method": method.name, "data_dir": args.data_dir,
+            "config": to_dict(config), "seeds": seeds})
+    from ray import tune
+
+    if method.learned:
+        from ray.rllib.algorithms.ppo import PPO
+
+        import envs
+
+        envs.register()
+        trainable = PPO
+        param_space = method.build(config, _grid_env_config(config, base_env), tune.grid_search(seeds))
+    else:
+        trainable = heuristic_trainable
+        param_space = {"method": method.name, "env_config": _grid_env_config(config, base_env),
+                       "seed": tune.grid_search(seeds), "iterations": run.iterations}
+    print(f"rl-cs: {method.name} on {args.world} ({CSCEnv(base_env).scenario.source}); "
+          f"{len(seeds)} seed(s), {run.iterations} iteration(s) -> {folder}", file=sys.stderr)
+    results = run_tuner(trainable, param_space, folder, run.iterations, run.checkpoint_every,
+                        run.max_concurrent_trials, METRIC, args.resume)
+    failed = [result for result in results if result.error]
+    if failed:
+        print(f"rl-cs: {len(failed)} trial(s) failed; first error:\n{failed[0].error}", file=sys.stderr)
+        return 1
+    summary = _summarise(results)
+    write_atomically(summary, folder / "trials.csv")
+    print(summary.to_markdown(index=False, floatfmt=".3f"))
+    if method.learned and not args.no_compare:
+        best = results.get_best_result(metric=METRIC, mode="max")
+        if best.checkpoint is not None:
+            comparison = compare(config, args.data_dir, best.checkpoint.path, method.name)
+            write_atomically(comparison, folder / "comparison.csv")
+            print(f"\nHeld-out task stream (seeds {config.evaluation.seed}..): {method.name} vs Greedy")
+            print(comparison.to_markdown(index=False, floatfmt=".3f"))
+    return 0
+
+
+def _summarise(results) -> pd.DataFrame:
+    rows = []
+    for result in results:
+        row = {"trial": Path(result.path).name, "seed": result.config.get("seed")}
+        runners = result.metrics.get("env_runners", {})
+        row.update({key: runners.get(key) for key in SHOWN})
+        row["iterations"] = result.metrics.get("training_iteration")
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def compare(config: ExperimentConfig, data_dir, checkpoint: str, name: str) -> pd.DataFrame:
+    """The trained policy and Greedy on the same held-out episodes (mean over evaluation seeds)."""
+    from ray.rllib.core.rl_module.rl_module import RLModule
+
+    world = dataclasses.replace(config.world, reward="split")
+    env = CSCEnv(env_config(world, data_dir))
+    seeds = [config.evaluation.seed + i for i in range(config.evaluation.episodes)]
+    module = RLModule.from_checkpoint(find_module_dir(Path(checkpoint)))
+    module.eval()
+    rows = []
+    for actor in (ModuleActor(module, name), METHODS["greedy"].heuristic()):
+        metrics, _ = evaluation.evaluate(env, actor, seeds)
+        rows.append({"method": actor.name, **metrics[SHOWN].mean().to_dict()})
+    return pd.DataFrame(rows)
+
+
+def evaluate(args) -> int:
+    config = load_experiment(args.config, args.set)
+    require(args.episodes >= 1, "--episodes", "must be >= 1")
+    actor = load_actor(args.policy)
+    world = dataclasses.replace(config.world, reward="split")
+    env = CSCEnv(env_config(world, args.data_dir))
+    metrics, log = evaluation.evaluate(env, actor, [args.seed + i for i in range(args.episodes)])
+    print(f"{actor.name} on {env.scenario.source}, {world.num_workers} workers, {world.num_tasks} tasks")
+    print(metrics[["seed", *SHOWN]].to_markdown(index=False, floatfmt=".3f"))
+    if args.log:
+        write_atomically(log, Path(args.log))
+        print(f"assignment log: {len(log)} completed tasks -> {args.log}")
+    return 0
+
+
+def bench(args) -> int:
+    from rl_cs.bench import run_bench
+
+    return run_bench(args)
+

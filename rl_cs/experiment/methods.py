@@ -1,0 +1,49 @@
+"""The methods and baselines `rl-cs` knows, by name: what they train with and how they are built.
+
+A learned method provides ``build(config, env_config, seed) -> AlgorithmConfig`` and the world reward it
+trains on; a heuristic provides its class. Later methods (CAFE and its baselines) register here too.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+from policies.heuristics import Greedy, Heuristic, RandomPolicy
+from rl_cs.errors import InputError, closest
+
+
+@dataclass(frozen=True)
+class Method:
+    name: str
+    summary: str
+    reward: str = "split"
+    """World reward mode the method trains on (envs.csc_config.REWARD_MODES)."""
+    build: Callable | None = None
+    """(ExperimentConfig, env_config, seed) -> RLlib AlgorithmConfig, for learned methods."""
+    heuristic: type[Heuristic] | None = None
+    """Heuristic class, for planners evaluated without training."""
+
+    @property
+    def learned(self) -> bool:
+        return self.build is not None
+
+
+def _ppo(config, env_config, seed):
+    from rl_cs.experiment.ppo import ppo_config
+
+    return ppo_config(config, env_config, seed)
+
+
+METHODS: dict[str, Method] = {m.name: m for m in (
+    Method("ippo", "IPPO: PPO with one shared attention actor-critic, individual (split) payment reward", build=_ppo),
+    Method("greedy", "Greedy: nearest feasible skill-matching task not yet covered", heuristic=Greedy),
+    Method("random", "Random: uniform over allowed actions", heuristic=RandomPolicy),
+)}
+
+
+def get_method(name: str) -> Method:
+    key = name.lower()
+    if key not in METHODS:
+        raise InputError("method", f"unknown method '{name}'", closest(key, METHODS))
+    return METHODS[key]

@@ -1,0 +1,69 @@
+"""Typed experiment config -> RLlib PPO AlgorithmConfig (new API stack), for every PPO-based method.
+
+One shared RLModule ("shared") serves all workers (CAFE §4.1: identical network and parameters).
+Business metrics reach Tune through an episode-end callback reading the world's own counters.
+"""
+
+from __future__ import annotations
+
+import torch
+from ray.rllib.algorithms.ppo import PPOConfig
+from ray.rllib.callbacks.callbacks import RLlibCallback
+from ray.rllib.core.rl_module.multi_rl_module import MultiRLModuleSpec
+from ray.rllib.core.rl_module.rl_module import RLModuleSpec
+
+from envs.csc_observation import ObsLayout
+from policies.attention import AttentionActorCritic
+from rl_cs.experiment.config import ExperimentConfig
+
+SHARED_MODULE = "shared"
+
+
+def shared_module(agent_id, episode=None, **kwargs) -> str:
+    """Every worker maps to the one shared module (also when RLlib calls with episode=None)."""
+    return SHARED_MODULE
+
+
+class CSCMetrics(RLlibCallback):
+    """Logs revenue, completion rate, lateness, travel and invalid actions of each finished episode, and
+    pins torch's thread count in every process that samples or learns (see TrainingSettings.torch_threads)."""
+
+    def on_algorithm_init(self, *, algorithm, **kwargs):
+        torch.set_num_threads(algorithm.config.env_config["torch_threads"])
+
+    def on_environment_created(self, *, env_runner, **kwargs):
+        torch.set_num_threads(env_runner.config.env_config["torch_threads"])
+
+    def on_episode_end(self, *, episode, env=None, env_index: int = 0, metrics_logger=None, **kwargs):
+        world = env.envs[env_index].unwrapped if hasattr(env, "envs") else env.unwrapped
+        for key, value in world.episode_metrics().items():
+            metrics_logger.log_value(key, float(value))
+
+
+def layout_of(config: ExperimentConfig) -> ObsLayout:
+    w = config.world
+    return ObsLayout(w.num_optional_tasks, w.num_near_tasks, w.num_near_workers, w.num_idle_workers)
+
+
+def module_spec(config: ExperimentConfig, module_class=AttentionActorCritic) -> RLModuleSpec:
+    model = {"layout": layout_of(config).to_dict(), **vars(config.model)}
+    return RLModuleSpec(module_class=module_class, model_config=model)
+
+
+def ppo_config(config: ExperimentConfig, env_config: dict, seed=None) -> PPOConfig:
+    t = config.training
+    return (
+        PPOConfig()
+        .environment("csc", env_config={**env_config, "torch_threads": t.torch_threads}, disable_env_checking=True)
+        .multi_agent(policies={SHARED_MODULE}, policy_mapping_fn=shared_module)
+        .rl_module(rl_module_spec=MultiRLModuleSpec(rl_module_specs={SHARED_MODULE: module_spec(config)}))
+        .env_runners(num_env_runners=t.num_env_runners, num_envs_per_env_runner=t.num_envs_per_env_runner,
+                     rollout_fragment_length=t.rollout_fragment_length or "auto")
+        .learners(num_learners=t.num_learners, num_gpus_per_learner=t.num_gpus_per_learner)
+        .training(lr=t.lr, gamma=t.gamma, lambda_=t.lambda_, clip_param=t.clip_param,
+                  entropy_coeff=t.entropy_coeff, vf_loss_coeff=t.vf_loss_coeff,
+                  train_batch_size_per_learner=t.train_batch_size, minibatch_size=t.minibatch_size,
+                  num_epochs=t.num_epochs)
+        .callbacks(CSCMetrics)
+        .debugging(seed=seed)
+    )

@@ -1,0 +1,71 @@
+"""Ray start-up and the Tune run shared by every world: fresh runs, `--resume`, atomic metadata.
+
+Tune writes each trial's results (progress.csv, result.json, TensorBoard event files) and checkpoints
+under ``<results-dir>/<name>/``; ``experiment.json`` beside them records what was run, for reports.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+from rl_cs.errors import require
+
+METADATA = "experiment.json"
+
+
+def start_ray() -> None:
+    """Join the cluster named by RAY_ADDRESS (``auto`` under `ray submit`), else start a local Ray."""
+    import ray
+
+    if ray.is_initialized():
+        return
+    os.environ.setdefault("RAY_DEDUP_LOGS", "1")
+    address = os.environ.get("RAY_ADDRESS")
+    if address:
+        ray.init(address=address, log_to_driver=False)
+    else:
+        ray.init(include_dashboard=False, log_to_driver=False, configure_logging=False)
+
+
+def write_json_atomically(path: Path, data: dict) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    temp.write_text(json.dumps(data, indent=2, default=str))
+    os.replace(temp, path)
+
+
+def experiment_folder(results_dir: str, name: str, resume: bool) -> Path:
+    """The experiment's folder; refuses to mix a new run into an old one, or to resume nothing."""
+    folder = Path(results_dir).resolve() / name
+    if resume:
+        require(folder.is_dir() and (folder / METADATA).exists(), "--resume",
+                f"no experiment to resume at {folder}", "run it once without --resume, or check --name")
+    else:
+        require(not folder.exists(), "--name", f"experiment folder {folder} already exists",
+                "pass --resume to continue it, or choose another --name")
+    return folder
+
+
+def run_tuner(trainable, param_space, folder: Path, iterations: int, checkpoint_every: int,
+              max_concurrent: int, metric: str, resume: bool):
+    """Fit (or restore and finish) one Tune experiment; returns its ResultGrid."""
+    from ray import tune
+    from ray.tune import CheckpointConfig, RunConfig, TuneConfig
+
+    start_ray()
+    if resume:
+        tuner = tune.Tuner.restore(str(folder), trainable=trainable, resume_unfinished=True, resume_errored=True)
+    else:
+        tuner = tune.Tuner(
+            trainable, param_space=param_space,
+            tune_config=TuneConfig(max_concurrent_trials=max_concurrent or None),
+            run_config=RunConfig(
+                name=folder.name, storage_path=str(folder.parent), stop={"training_iteration": iterations},
+                checkpoint_config=CheckpointConfig(checkpoint_frequency=checkpoint_every, checkpoint_at_end=True,
+                                                   num_to_keep=2),
+                verbose=1,
+            ),
+        )
+    return tuner.fit()
