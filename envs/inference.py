@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+import sklearn
 from sklearn.svm import SVR
 
 from rl_cs.errors import closest, require
@@ -83,12 +84,12 @@ class Inference:
 
     def _svr(self, values: np.ndarray, leave_one_out: bool) -> np.ndarray:
         sources = np.flatnonzero(~np.isnan(values))
+        if not leave_one_out:
+            return self._svr_fit_predict(sources, values, np.arange(len(values)))
         out = np.full(values.shape, np.nan)
-        if leave_one_out:
-            for position, cell in enumerate(sources):
-                out[cell] = self._svr_fit_predict(np.delete(sources, position), values, np.array([cell]))[0]
-            return out
-        return self._svr_fit_predict(sources, values, np.arange(len(values)))
+        for position, cell in enumerate(sources):
+            out[cell] = self._svr_fit_predict(np.delete(sources, position), values, np.array([cell]))[0]
+        return out
 
     def _svr_fit_predict(self, sources: np.ndarray, values: np.ndarray, query: np.ndarray) -> np.ndarray:
         targets = values[sources]
@@ -96,8 +97,10 @@ class Inference:
             return np.full(len(query), targets.mean() if len(sources) else np.nan)
         mean, scale = targets.mean(), targets.std() or 1.0
         model = SVR(C=self.config.svr_c, epsilon=self.config.svr_epsilon, gamma=self.config.svr_gamma)
-        model.fit(self.features[sources], (targets - mean) / scale)
-        return mean + scale * model.predict(self.features[query])
+        # inputs are finite and parameters validated above: skip sklearn's per-call checks (half of a tiny fit)
+        with sklearn.config_context(assume_finite=True, skip_parameter_validation=True):
+            model.fit(self.features[sources], (targets - mean) / scale)
+            return mean + scale * model.predict(self.features[query])
 
 
 def neighbour_average(distances: np.ndarray, values: np.ndarray, count: int, power: float,

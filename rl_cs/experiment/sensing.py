@@ -100,7 +100,8 @@ def train(args: argparse.Namespace) -> int:
             "distance": float(calibration.candidates["distance"].iloc[0])},
         "wall_seconds": {"calibration": calibrated_at - start, "grid": finished - calibrated_at,
                          "total": finished - start},
-        "runs": len(runs), "workers": config.grid.workers or os.cpu_count()})
+        "runs": len(runs), "workers": config.grid.workers or os.cpu_count(),
+        "grid_cpu_seconds": float(runs["cpu_seconds"].sum())})
     summary = runs.groupby(["num_attributes", "inference", "participants", "scheme"], sort=False)[
         ["error", "cost_km"]].mean().round(4)
     print(summary.to_string())

@@ -49,7 +49,7 @@ def calibrate(sensing_field: SensingField, config: SensingExperimentConfig) -> C
             f"the paper's P = {qcota_paper.PARTICIPANTS[0]}", "set calibration.enabled: false")
     specs = [RunSpec("uns-ta", attributes, method, p, seed)
              for method in qcota_paper.INFERENCE for p in participants for seed in range(settings.seeds)]
-    trajectories = [t for t, _ in run_many(sensing_field, config, specs)]
+    trajectories = [result[0] for result in run_many(sensing_field, config, specs)]
     # mean over cycles per attribute, then over seeds: (cells choice) -> (inference, P) -> (A,)
     mae = {cells: {} for cells in settings.error_cells}
     for spec, trajectory in zip(specs, trajectories):

@@ -54,15 +54,15 @@ def _init(sensing_field: SensingField, config: SensingExperimentConfig) -> None:
     _SHARED["field"], _SHARED["config"] = sensing_field, config
 
 
-def _run_shared(spec: RunSpec) -> tuple[Trajectory, float]:
-    start = time.perf_counter()
+def _run_shared(spec: RunSpec) -> tuple[Trajectory, float, float]:
+    start, cpu = time.perf_counter(), time.process_time()
     trajectory = run_spec(_SHARED["field"], _SHARED["config"], spec)
-    return trajectory, time.perf_counter() - start
+    return trajectory, time.perf_counter() - start, time.process_time() - cpu
 
 
 def run_many(sensing_field: SensingField, config: SensingExperimentConfig,
-             specs: list[RunSpec]) -> list[tuple[Trajectory, float]]:
-    """Run the specs (in parallel when grid.workers != 1); returns (trajectory, seconds) in spec order."""
+             specs: list[RunSpec]) -> list[tuple[Trajectory, float, float]]:
+    """Run the specs (in parallel when grid.workers != 1); (trajectory, wall s, CPU s) in spec order."""
     workers = config.grid.workers or os.cpu_count() or 1
     if workers == 1 or len(specs) == 1:
         _init(sensing_field, config)
@@ -82,12 +82,13 @@ def run_grid(sensing_field: SensingField, config: SensingExperimentConfig,
     """The grid's per-run metrics (Eq. 15, Eq. 16) and per-cycle records (error and mean cost per cycle)."""
     specs = grid_specs(config, order)
     runs, cycles = [], []
-    for spec, (trajectory, seconds) in zip(specs, run_many(sensing_field, config, specs)):
+    for spec, (trajectory, seconds, cpu_seconds) in zip(specs, run_many(sensing_field, config, specs)):
         key = {"scheme": spec.scheme, "num_attributes": len(spec.attributes), "inference": spec.inference,
                "participants": spec.participants, "seed": spec.seed}
         runs.append({**key, "attributes": "+".join(spec.attributes), "error": trajectory.aggregated_error,
                      "cost_km": trajectory.average_cost,
-                     "cycles_without_estimate": trajectory.cycles_without_estimate, "seconds": seconds})
+                     "cycles_without_estimate": trajectory.cycles_without_estimate, "seconds": seconds,
+                     "cpu_seconds": cpu_seconds})
         count = len(trajectory.epsilon)
         cycles.append(pd.DataFrame({**{k: np.repeat(v, count) for k, v in key.items()},
                                     "cycle": np.arange(count), "epsilon": trajectory.epsilon,
