@@ -43,7 +43,8 @@ def check_grid(sensing_field: SensingField, config: SensingExperimentConfig) -> 
         require(participants <= sensing_field.num_cells, "grid.participants",
                 f"P = {participants} but the data has only {sensing_field.num_cells} cells",
                 f"use P <= {sensing_field.num_cells}")
-    dataclasses.replace(config.world, attributes=grid.attribute_order[:1]).check_field(sensing_field)
+    dataclasses.replace(config.world, attributes=grid.attribute_order[:1],
+                        num_participants=min(grid.participants)).check_field(sensing_field)
 
 
 def write_atomic(path: Path, write) -> None:
