@@ -45,6 +45,11 @@ def scenario_for(config: CSCConfig, data_dir: str | None, cache_dir: str | None 
     return _scenario(str(data_dir) if data_dir else None, cache_dir, key)
 
 
+def _gather(road: np.ndarray, index: np.ndarray) -> np.ndarray:
+    """``road[row, index[row]]``; zeros (padding only) when there are no open tasks (final obs at truncation)."""
+    return np.take_along_axis(road, index, axis=1) if road.shape[1] else np.zeros(index.shape)
+
+
 def worker_id(index: int) -> str:
     return f"worker_{index}"
 
@@ -137,12 +142,14 @@ class CSCEnv(MultiAgentEnv):
         rewards = np.zeros(self.config.num_workers)
         self._apply_actions(action_dict, rewards)
         deciders, done = self._advance_until_decision(rewards)
+        truncated = done and self.time >= self.config.max_episode_s
+        if truncated:  # RLlib needs a last observation of every agent that acted, to bootstrap its value
+            deciders = self._find_deciders(np.flatnonzero(self.has_acted))
         obs = self._observe(deciders)
         self.agents = list(obs)
         reward_dict = {worker_id(i): float(rewards[i]) for i in np.flatnonzero(self.has_acted & (rewards != 0))}
         for agent in obs:
             reward_dict.setdefault(agent, 0.0)
-        truncated = done and self.time >= self.config.max_episode_s
         return (obs, reward_dict, {"__all__": done and not truncated}, {"__all__": truncated},
                 {agent: {} for agent in obs})
 
@@ -255,7 +262,8 @@ class CSCEnv(MultiAgentEnv):
         stats.revenue += paid
         stats.completed += 1
         stats.lateness_s += max(0.0, finish - self.tasks.expected[task])
-        stats.log.append(Completion(int(task), workers.tolist(), total_work.tolist(),
+        worked = total_work > 0  # workers arriving after the finish (same interval) did nothing: not contributors
+        stats.log.append(Completion(int(task), workers[worked].tolist(), total_work[worked].tolist(),
                                     float(self.first_arrival[task]), float(finish), paid))
         if self.config.reward == "split" and total_work.sum() > 0:
             rewards[workers] += paid * total_work / total_work.sum()
@@ -270,20 +278,22 @@ class CSCEnv(MultiAgentEnv):
         self.w_work[mask] = 0.0
 
     # ------------------------------------------------------------------ decisions and observations
-    def _find_deciders(self) -> np.ndarray:
-        """Idle workers with at least one feasible open task; caches the option sets for ``step``."""
+    def _find_deciders(self, workers: np.ndarray | None = None) -> np.ndarray:
+        """Idle workers with at least one feasible open task (or exactly ``workers``, for final
+        observations at truncation); caches the option sets for ``step``."""
         c = self.config
         self._open = np.flatnonzero(self.status == OPEN)
-        idle = np.flatnonzero(self.w_state == IDLE)
+        idle = np.flatnonzero(self.w_state == IDLE) if workers is None else workers
         road = self.scenario.city.distance.between(self.w_node[idle], self.tasks.node[self._open])
         feasible = (self.skills[idle][:, self.tasks.skill[self._open]] & (road <= c.range_m)
-                    & (self.time + road / c.speed_mps < self.tasks.deadline[self._open]))
-        has_option = feasible.any(axis=1)
+                    & (self.time + road / c.speed_mps < self.tasks.deadline[self._open])
+                    & (self.w_state[idle] == IDLE)[:, None])
+        has_option = feasible.any(axis=1) if workers is None else np.ones(len(idle), dtype=bool)
         self._deciders = idle[has_option]
         self._road = road[has_option]
         self._feasible = feasible[has_option]
         self._option_index, self._option_mask = nearest_rows(self._road, self._feasible, c.num_optional_tasks)
-        self._option_road = np.take_along_axis(self._road, self._option_index, axis=1)
+        self._option_road = _gather(self._road, self._option_index)
         self._decider_row = {worker_id(w): row for row, w in enumerate(self._deciders)}
         return self._deciders
 
@@ -299,7 +309,7 @@ class CSCEnv(MultiAgentEnv):
                        own_xy: np.ndarray) -> np.ndarray:
         """(B, k, TASK_FEATURES) for open-task columns ``index`` of the deciders ``rows``."""
         c = self.config
-        task = self._open[index]
+        task = self._open[index] if len(self._open) else index  # no open task: all rows are padding
         heading = np.bincount(self.w_task[self.w_state != IDLE], minlength=c.num_tasks)
         on_site = np.bincount(self.w_task[self.w_state == WORKING], minlength=c.num_tasks)
         arrival = self.time + road / c.speed_mps
@@ -342,7 +352,7 @@ class CSCEnv(MultiAgentEnv):
         optional = self._task_features(rows, self._option_index, self._option_mask, self._option_road, own_xy)
         straight = np.linalg.norm(self.task_xy[self._open][None, :, :] - own_xy[:, None, :], axis=-1)
         near_index, near_mask = nearest_rows(straight, np.ones_like(straight, dtype=bool), c.num_near_tasks)
-        near_road = np.take_along_axis(self._road, near_index, axis=1)
+        near_road = _gather(self._road, near_index)
         near = self._task_features(rows, near_index, near_mask, near_road, own_xy)
         gaps = np.linalg.norm(positions[None, :, :] - own_xy[:, None, :], axis=-1)
         others = np.ones_like(gaps, dtype=bool)
