@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from typing import Callable
 
 from policies.heuristics import Greedy, Heuristic, RandomPolicy
+from policies.pau import PAU
 from rl_cs.errors import InputError, closest
 
 
@@ -39,6 +40,8 @@ METHODS: dict[str, Method] = {m.name: m for m in (
     Method("ippo", "IPPO: PPO with one shared attention actor-critic, individual (split) payment reward", build=_ppo),
     Method("greedy", "Greedy: nearest feasible skill-matching task not yet covered", heuristic=Greedy),
     Method("random", "Random: uniform over allowed actions", heuristic=RandomPolicy),
+    Method("pau", "PAU: worker coalitions as an exact potential game (greedy, best response, annealing)",
+           heuristic=PAU),
 )}
 
 
