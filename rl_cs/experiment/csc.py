@@ -7,6 +7,7 @@ task stream and printed side by side.
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import sys
 from pathlib import Path
@@ -39,9 +40,11 @@ def heuristic_trainable(config: dict) -> None:
 
 
 def _grid_env_config(config: ExperimentConfig, base: dict) -> dict:
-    """env_config with tune.grid_search at every swept world field."""
+    """A copy of env_config with tune.grid_search at every swept world field (``base`` stays a plain world:
+    the driver still builds an env from it)."""
     from ray import tune
 
+    base = copy.deepcopy(base)
     for dotted, values in config.grid.items():
         head, *path = dotted.split(".")
         require(head == "world", f"grid.{dotted}", "only world fields can be swept", "e.g. world.num_tasks")
