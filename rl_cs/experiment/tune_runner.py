@@ -63,9 +63,18 @@ def run_tuner(trainable, param_space, folder: Path, iterations: int, checkpoint_
             tune_config=TuneConfig(max_concurrent_trials=max_concurrent or None),
             run_config=RunConfig(
                 name=folder.name, storage_path=str(folder.parent), stop={"training_iteration": iterations},
-                checkpoint_config=CheckpointConfig(checkpoint_frequency=checkpoint_every, checkpoint_at_end=True,
-                                                   num_to_keep=2),
+                checkpoint_config=_checkpoints(trainable, checkpoint_every),
                 verbose=1,
             ),
         )
     return tuner.fit()
+
+
+def _checkpoints(trainable, every: int):
+    """Periodic and final checkpoints for class trainables (RLlib algorithms); none for function trainables
+    (the heuristic planners have no state to save, and Tune refuses checkpoint settings for them)."""
+    from ray.tune import CheckpointConfig
+
+    if isinstance(trainable, type):
+        return CheckpointConfig(checkpoint_frequency=every, checkpoint_at_end=True, num_to_keep=2)
+    return CheckpointConfig()
