@@ -23,16 +23,26 @@ MODULE_DIR = Path("learner_group") / "learner" / "rl_module"
 
 
 class ModuleActor(Heuristic):
-    """A trained RLModule acting greedily (argmax of its masked logits) on every decider at once."""
+    """A trained RLModule acting on every decider at once: sampling its masked softmax (seeded per
+    episode, the policy PPO trained) or, if ``deterministic``, taking the argmax. An undertrained policy's
+    argmax is often tau_0 everywhere, which would score zero, so sampling is the default."""
 
-    def __init__(self, module, name: str = "trained"):
-        self.module, self.name = module, name
+    def __init__(self, module, name: str = "trained", deterministic: bool = False):
+        self.module, self.name, self.deterministic = module, name, deterministic
+        self.generator = torch.Generator()
+
+    def reset(self, seed: int | None) -> None:
+        self.generator.manual_seed(seed or 0)
 
     def act(self, env: CSCEnv, obs: dict) -> dict:
         batch = torch.from_numpy(np.stack(list(obs.values())))
         with torch.no_grad():
-            choice = self.module.action_logits(batch).argmax(dim=-1).numpy()
-        return dict(zip(obs, choice.tolist()))
+            logits = self.module.action_logits(batch)
+            if self.deterministic:
+                choice = logits.argmax(dim=-1)
+            else:
+                choice = torch.multinomial(torch.softmax(logits, dim=-1), 1, generator=self.generator).squeeze(-1)
+        return dict(zip(obs, choice.numpy().tolist()))
 
 
 def find_module_dir(path: Path) -> Path:
@@ -45,7 +55,7 @@ def find_module_dir(path: Path) -> Path:
                      "give a checkpoint folder written by `rl-cs train` (checkpoint_00000N)")
 
 
-def load_actor(policy: str) -> Heuristic:
+def load_actor(policy: str, deterministic: bool = False) -> Heuristic:
     """A heuristic by name, or a trained module from a checkpoint path."""
     if policy in HEURISTICS:
         return HEURISTICS[policy]()
@@ -57,7 +67,7 @@ def load_actor(policy: str) -> Heuristic:
 
     module = RLModule.from_checkpoint(find_module_dir(path))
     module.eval()
-    return ModuleActor(module, name=path.name)
+    return ModuleActor(module, name=path.name, deterministic=deterministic)
 
 
 def run_episode(env: CSCEnv, actor: Heuristic, seed: int) -> dict[str, float]:

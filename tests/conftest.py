@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
+import os
+import tempfile
+
 import pytest
+
+# CLI runs inside tests (and their subprocesses) cache preprocessing here, never in ~/.cache.
+os.environ.setdefault("RLCS_CACHE_DIR", tempfile.mkdtemp(prefix="rl-cs-test-cache-"))
 
 
 @pytest.fixture(scope="session")

@@ -1,7 +1,8 @@
 """Experiment YAML -> typed, validated config, before any Ray object is built.
 
 A YAML file mirrors ``ExperimentConfig`` one to one: top-level sections ``experiment``, ``world``,
-``training``, ``model``, ``evaluation`` and an optional ``grid`` of dotted world fields to sweep.
+``training``, ``model``, ``evaluation``, the reward-shaping methods' ``cafe``, ``ices``, ``relara``
+(rl_cs.experiment.shaping_config) and an optional ``grid`` of dotted world fields to sweep.
 Unknown keys fail with the file, the field and the nearest valid name.
 """
 
@@ -15,8 +16,10 @@ from typing import Any
 import yaml
 
 from envs.csc_config import CSCConfig
+from envs.csc_observation import ObsLayout
 from rl_cs.config import from_dict
 from rl_cs.errors import InputError, closest, require
+from rl_cs.experiment.shaping_config import CAFESettings, ICESSettings, ReLaraSettings
 
 QUICK_CONFIG = Path(__file__).resolve().parents[2] / "tune_configs" / "csc_quick.yaml"
 
@@ -124,6 +127,8 @@ class EvaluationSettings:
     """Evaluation episodes (seeds seed, seed+1, ...)."""
     seed: int = 12345
     """Seed of the first evaluation episode."""
+    deterministic: bool = False
+    """Trained policies take their argmax action instead of sampling their (seeded) softmax."""
 
     def validate(self, where: str) -> None:
         require(self.episodes >= 1, f"{where}.episodes", "must be >= 1")
@@ -136,6 +141,9 @@ class ExperimentConfig:
     training: TrainingSettings = field(default_factory=TrainingSettings)
     model: ModelSettings = field(default_factory=ModelSettings)
     evaluation: EvaluationSettings = field(default_factory=EvaluationSettings)
+    cafe: CAFESettings = field(default_factory=CAFESettings)
+    ices: ICESSettings = field(default_factory=ICESSettings)
+    relara: ReLaraSettings = field(default_factory=ReLaraSettings)
     grid: dict = field(default_factory=dict)
     """Dotted world fields to sweep, e.g. {world.num_tasks: [50, 100]}; one trial per combination and seed."""
 
@@ -145,11 +153,20 @@ class ExperimentConfig:
         self.training.validate(f"{where}: training")
         self.model.validate(f"{where}: model")
         self.evaluation.validate(f"{where}: evaluation")
+        self.cafe.validate(f"{where}: cafe", self.policy_model_config())
+        self.ices.validate(f"{where}: ices")
+        self.relara.validate(f"{where}: relara")
         for key, values in self.grid.items():
             require(isinstance(values, list) and values, f"{where}: grid.{key}", "must be a non-empty list")
             for value in values:  # every grid point must itself be a valid world
                 with_override(self, key, value, f"{where}: grid").world.validate(f"{where}: grid.{key}={value}")
         return self
+
+    def policy_model_config(self) -> dict:
+        """model_config of the attention actor-critic (policies.attention) for this world and model."""
+        w = self.world
+        layout = ObsLayout(w.num_optional_tasks, w.num_near_tasks, w.num_near_workers, w.num_idle_workers)
+        return {"layout": layout.to_dict(), **vars(self.model)}
 
 
 def with_override(config: ExperimentConfig, dotted: str, value: Any, where: str) -> ExperimentConfig:

@@ -18,7 +18,7 @@ from envs.csc import CSCEnv, env_config
 from rl_cs.config import to_dict
 from rl_cs.errors import require
 from rl_cs import evaluation
-from rl_cs.evaluation import ModuleActor, find_module_dir, load_actor, write_atomically
+from rl_cs.evaluation import load_actor, write_atomically
 from rl_cs.experiment.config import ExperimentConfig, load_experiment
 from rl_cs.experiment.methods import METHODS, Method, get_method
 from rl_cs.experiment.tune_runner import METADATA, experiment_folder, run_tuner, write_json_atomically
@@ -62,7 +62,7 @@ def _world_for(method: Method, config: ExperimentConfig) -> ExperimentConfig:
 def prepare(args, method: Method) -> ExperimentConfig:
     """Config and scenario checks done in the driver, before Ray starts (errors exit 2, write nothing)."""
     config = load_experiment(args.config, args.set)
-    if getattr(args, "seeds", None):
+    if getattr(args, "seeds", None) is not None:
         require(args.seeds >= 1, "--seeds", "must be >= 1")
         config = dataclasses.replace(config, experiment=dataclasses.replace(config.experiment, seeds=args.seeds))
     config = _world_for(method, config)
@@ -149,15 +149,13 @@ def _summarise(results) -> pd.DataFrame:
 
 def compare(config: ExperimentConfig, data_dir, checkpoint: str, name: str) -> pd.DataFrame:
     """The trained policy and Greedy on the same held-out episodes (mean over evaluation seeds)."""
-    from ray.rllib.core.rl_module.rl_module import RLModule
-
     world = dataclasses.replace(config.world, reward="split")
     env = CSCEnv(env_config(world, data_dir))
     seeds = [config.evaluation.seed + i for i in range(config.evaluation.episodes)]
-    module = RLModule.from_checkpoint(find_module_dir(Path(checkpoint)))
-    module.eval()
+    trained = load_actor(checkpoint, config.evaluation.deterministic)
+    trained.name = name
     rows = []
-    for actor in (ModuleActor(module, name), METHODS["greedy"].heuristic()):
+    for actor in (trained, METHODS["greedy"].heuristic()):
         metrics, _ = evaluation.evaluate(env, actor, seeds)
         rows.append({"method": actor.name, **metrics[SHOWN].mean().to_dict()})
     return pd.DataFrame(rows)
@@ -166,7 +164,7 @@ def compare(config: ExperimentConfig, data_dir, checkpoint: str, name: str) -> p
 def evaluate(args) -> int:
     config = load_experiment(args.config, args.set)
     require(args.episodes >= 1, "--episodes", "must be >= 1")
-    actor = load_actor(args.policy)
+    actor = load_actor(args.policy, config.evaluation.deterministic)
     world = dataclasses.replace(config.world, reward="split")
     env = CSCEnv(env_config(world, args.data_dir))
     metrics, log = evaluation.evaluate(env, actor, [args.seed + i for i in range(args.episodes)])

@@ -15,6 +15,7 @@ from ray.rllib.core.rl_module.rl_module import RLModuleSpec
 from envs.csc_observation import ObsLayout
 from policies.attention import AttentionActorCritic
 from rl_cs.experiment.config import ExperimentConfig
+from rl_cs.experiment.env_runner import PerModuleMetricsEnvRunner
 
 SHARED_MODULE = "shared"
 
@@ -57,7 +58,7 @@ def ppo_config(config: ExperimentConfig, env_config: dict, seed=None) -> PPOConf
         .environment("csc", env_config={**env_config, "torch_threads": t.torch_threads}, disable_env_checking=True)
         .multi_agent(policies={SHARED_MODULE}, policy_mapping_fn=shared_module)
         .rl_module(rl_module_spec=MultiRLModuleSpec(rl_module_specs={SHARED_MODULE: module_spec(config)}))
-        .env_runners(num_env_runners=t.num_env_runners, num_envs_per_env_runner=t.num_envs_per_env_runner,
+        .env_runners(env_runner_cls=PerModuleMetricsEnvRunner, num_env_runners=t.num_env_runners, num_envs_per_env_runner=t.num_envs_per_env_runner,
                      rollout_fragment_length=t.rollout_fragment_length or "auto")
         .learners(num_learners=t.num_learners, num_gpus_per_learner=t.num_gpus_per_learner)
         .training(lr=t.lr, gamma=t.gamma, lambda_=t.lambda_, clip_param=t.clip_param,
