@@ -169,7 +169,7 @@ def evaluate(args) -> int:
     env = CSCEnv(env_config(world, args.data_dir))
     metrics, log = evaluation.evaluate(env, actor, [args.seed + i for i in range(args.episodes)])
     print(f"{actor.name} on {env.scenario.source}, {world.num_workers} workers, {world.num_tasks} tasks")
-    print(metrics[["seed", *SHOWN]].to_markdown(index=False, floatfmt=".3f"))
+    print(metrics.set_index("seed")[SHOWN].to_markdown(floatfmt=".3f"))
     if args.log:
         write_atomically(log, Path(args.log))
         print(f"assignment log: {len(log)} completed tasks -> {args.log}")
