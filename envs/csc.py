@@ -8,6 +8,13 @@ Decisions are event-driven: simulated time advances in decision intervals, and o
 idle with at least one feasible task (skill match, within range, t_d still reachable) appear in the
 observation dict, all together in one env step. Intervals in which nobody can decide are skipped inside
 one ``step`` call, so RLlib only pays for steps with decisions. All internals are numpy arrays.
+
+Each observed worker's infos carry what learned credit assignment needs (CAFE §4.3, ICES): ``state``, the
+global state s_t (STATE_FEATURES), and two facts about the worker's *previous* decision, known only now:
+``prev_neighbour_actions`` (the task each W_near worker of that decision held right after it, as a slot
+1..x of that decision's own option list, 0 = none or a task outside it, -1 = no worker in that row) and
+``prev_near_revenue`` (payments of tasks completed within range_m of the decision's position since then).
+When the episode ends every worker that acted gets a last observation, so its last decision's facts arrive.
 """
 
 from __future__ import annotations
@@ -21,7 +28,8 @@ import numpy as np
 from ray.rllib.env.multi_agent_env import MultiAgentEnv
 
 from envs.csc_config import CSCConfig
-from envs.csc_observation import SELF_FEATURES, TASK_FEATURES, WORKER_FEATURES, ObsLayout, nearest_rows
+from envs.csc_observation import (SELF_FEATURES, STATE_FEATURES, TASK_FEATURES, WORKER_FEATURES, ObsLayout,
+                                  nearest_rows)
 from rl_cs.config import from_dict, to_dict
 from rl_cs.data.scenario import Scenario, load_scenario
 from rl_cs.data.tasks import NUM_SKILLS, TaskPool, payment, sample_worker_skills
@@ -127,6 +135,9 @@ class CSCEnv(MultiAgentEnv):
         self.w_arrive = np.zeros(n)
         self.w_work = np.zeros(n)
         self.has_acted = np.zeros(n, dtype=bool)
+        self._neighbour_slots = np.full((n, c.num_near_workers), -1, dtype=np.int64)
+        self._near_revenue = np.zeros(n)
+        self._decision_xy = np.full((n, 2), np.inf)
         self.time = 0.0
         self.horizon = float(self.tasks.deadline.max())
         self.stats = EpisodeStats()
@@ -135,15 +146,17 @@ class CSCEnv(MultiAgentEnv):
         deciders, done = self._advance_until_decision(rewards, first=True)
         obs = self._observe(deciders)
         self.agents = list(obs)
-        return obs, {}
+        return obs, self._infos(deciders)
 
     # ------------------------------------------------------------------ stepping
     def step(self, action_dict: dict):
         rewards = np.zeros(self.config.num_workers)
         self._apply_actions(action_dict, rewards)
+        self._note_neighbour_actions()
         deciders, done = self._advance_until_decision(rewards)
         truncated = done and self.time >= self.config.max_episode_s
-        if truncated:  # RLlib needs a last observation of every agent that acted, to bootstrap its value
+        if done:  # a last observation of every agent that acted: RLlib bootstraps its value at truncation,
+            # and its infos carry the facts of its last decision (module docstring)
             deciders = self._find_deciders(np.flatnonzero(self.has_acted))
         obs = self._observe(deciders)
         self.agents = list(obs)
@@ -151,7 +164,7 @@ class CSCEnv(MultiAgentEnv):
         for agent in obs:
             reward_dict.setdefault(agent, 0.0)
         return (obs, reward_dict, {"__all__": done and not truncated}, {"__all__": truncated},
-                {agent: {} for agent in obs})
+                self._infos(deciders))
 
     def _apply_actions(self, action_dict: dict, rewards: np.ndarray) -> None:
         """Send each deciding worker to its chosen optional task; unknown or masked actions mean tau_0."""
@@ -262,6 +275,8 @@ class CSCEnv(MultiAgentEnv):
         stats.revenue += paid
         stats.completed += 1
         stats.lateness_s += max(0.0, finish - self.tasks.expected[task])
+        near = np.linalg.norm(self._decision_xy - self.task_xy[task], axis=1) <= self.config.range_m
+        self._near_revenue[near] += paid
         worked = total_work > 0  # workers arriving after the finish (same interval) did nothing: not contributors
         stats.log.append(Completion(int(task), workers[worked].tolist(), total_work[worked].tolist(),
                                     float(self.first_arrival[task]), float(finish), paid))
@@ -358,6 +373,8 @@ class CSCEnv(MultiAgentEnv):
         others = np.ones_like(gaps, dtype=bool)
         others[rows, deciders] = False
         w_index, w_mask = nearest_rows(gaps, others, c.num_near_workers)
+        self._near_index, self._near_mask = w_index, w_mask
+        self._decision_xy[deciders] = own_xy
         i_index, i_mask = nearest_rows(gaps, others & (self.w_state == IDLE)[None, :], c.num_idle_workers)
         near_workers = self._worker_features(w_index, w_mask, positions, own_xy, own_skills)
         idle_workers = self._worker_features(i_index, i_mask, positions, own_xy, own_skills)
@@ -368,6 +385,42 @@ class CSCEnv(MultiAgentEnv):
             self._option_mask, near_mask, w_mask, i_mask, action_mask], axis=1).astype(np.float32)
         assert flat.shape[1] == layout.size, (flat.shape, layout.size)
         return {worker_id(w): flat[row] for row, w in enumerate(deciders)}
+
+    # ------------------------------------------------------------------ facts for credit assignment
+    def _note_neighbour_actions(self) -> None:
+        """After the deciders acted: each one's W_near workers' tasks, as slots of its own option list."""
+        if len(self._deciders) == 0:
+            return
+        held = np.where(self._near_mask, self.w_task[self._near_index], -1)
+        options = np.where(self._option_mask, self._open[self._option_index] if len(self._open) else -2, -2)
+        match = held[:, :, None] == options[:, None, :]
+        slots = np.where(match.any(axis=2), match.argmax(axis=2) + 1, 0)
+        self._neighbour_slots[self._deciders] = np.where(self._near_mask, slots, -1)
+
+    def global_state(self) -> np.ndarray:
+        """s_t as STATE_FEATURES floats (see envs.csc_observation.STATE_FEATURES)."""
+        c, open_ = self.config, self.status == OPEN
+        skill = self.tasks.skill[open_]
+        state = np.concatenate([
+            np.bincount(skill, minlength=NUM_SKILLS) * (NUM_SKILLS / c.num_tasks),
+            np.bincount(skill, weights=self.remaining[open_], minlength=NUM_SKILLS)
+            * (NUM_SKILLS / (c.num_tasks * self._q_scale)),
+            self.skills[self.w_state == IDLE].sum(axis=0) / c.num_workers,
+            [self.time / self.horizon], np.bincount(self.w_state, minlength=3) / c.num_workers,
+            [self.stats.completed / c.num_tasks, self.stats.expired / c.num_tasks,
+             self.stats.revenue / (c.num_tasks * self._rho_scale)]]).astype(np.float32)
+        assert state.shape == (STATE_FEATURES,)
+        return state
+
+    def _infos(self, deciders: np.ndarray) -> dict:
+        """Per observed worker: the global state and the facts of its previous decision (module docstring)."""
+        if len(deciders) == 0:
+            return {}
+        state = self.global_state()
+        slots, revenue = self._neighbour_slots[deciders], self._near_revenue[deciders].tolist()
+        self._near_revenue[deciders] = 0.0
+        return {worker_id(w): {"state": state, "prev_neighbour_actions": slots[row], "prev_near_revenue": revenue[row]}
+                for row, w in enumerate(deciders)}
 
     # ------------------------------------------------------------------ metrics
     def episode_metrics(self) -> dict[str, float]:

@@ -18,6 +18,10 @@ WORKER_FEATURES = 6
 """dx, dy (/range); idle, travelling, working (one-hot); shared skills (/8)."""
 SELF_FEATURES = 12
 """x, y (/city extent); 8 skill flags; time (/episode horizon); open tasks (/100)."""
+STATE_FEATURES = 31
+"""Global state s_t (in every agent's infos, for centralised critics and ICES): per skill (8 each) open tasks
+(/N_tau*8), their remaining work (/N_tau*mean q*8) and idle workers having it (/N_w); time (/horizon);
+idle, travelling, working workers (/N_w); completed and expired tasks (/N_tau); revenue (/N_tau*mean rho)."""
 
 
 @dataclass(frozen=True)
