@@ -1,7 +1,7 @@
 """The methods and baselines `rl-cs` knows, by name: what they train with and how they are built.
 
 A learned method provides ``build(config, env_config, seed) -> AlgorithmConfig`` and the world reward it
-trains on; a heuristic provides its class. Later methods (CAFE and its baselines) register here too.
+trains on; a heuristic provides its class.
 """
 
 from __future__ import annotations
@@ -36,8 +36,20 @@ def _ppo(config, env_config, seed):
     return ppo_config(config, env_config, seed)
 
 
+def _cafe(config, env_config, seed, finetune: bool = True):
+    from rl_cs.experiment.shaping import cafe_config
+
+    return cafe_config(config, env_config, seed, finetune=finetune)
+
+
+def _ca_nofe(config, env_config, seed):
+    return _cafe(config, env_config, seed, finetune=False)
+
+
 METHODS: dict[str, Method] = {m.name: m for m in (
     Method("ippo", "IPPO: PPO with one shared attention actor-critic, individual (split) payment reward", build=_ppo),
+    Method("cafe", "CAFE: CMI reward redistribution, implicit bi-level phi updates, Newton fine-tuning", build=_cafe),
+    Method("ca-nofe", "CA-noFE: CAFE without the Newton fine-tuning of phi", build=_ca_nofe),
     Method("greedy", "Greedy: nearest feasible skill-matching task not yet covered", heuristic=Greedy),
     Method("random", "Random: uniform over allowed actions", heuristic=RandomPolicy),
     Method("pau", "PAU: worker coalitions as an exact potential game (greedy, best response, annealing)",

@@ -1,0 +1,86 @@
+"""CAFE's credit VAE as an RLModule ("credit") inside the MultiRLModule, next to the policy (§4.3, Fig. 5).
+
+Being a module of the MultiRLModule, the VAE is trained by the learner's own optimizer (Eq. 4, through
+``shaping_loss``), synced and checkpointed with the policy. It also holds CAFE's state as buffers, so that
+it is checkpointed and reaches the learner connector: phi = (phi_1, phi_2) of Eq. 5, whether Newton
+fine-tuning is on (Eq. 19), and the FinetuneSchedule counters (Algorithm 1, line 5).
+
+The encoder's observation trunk is an attention tower with the critic's structure (Fig. 5: "the encoder
+architecture mirrors the agent's critic"), its output is o_t for CreditModel. Own actions are CSC option
+slots a_t^i; neighbour actions a_{t,o}^{-i} are the W_near workers' tasks mapped to slots of agent i's own
+option list by the world (envs.csc), so one embedding serves both. The decoder's target (sum of rho near
+the agent, Eq. 4) is the payments of tasks completed within range of the decision until the agent's next
+decision, standardised over the train batch.
+
+model_config: layout (ObsLayout fields), embed_dim, num_heads, hidden_dim (the trunk), credit (CreditConfig
+fields other than obs_dim/num_actions), phi (PhiConfig fields), policy (module id of the actor-critic),
+gamma, lambda_ (PPO's, for the advantage basis of policies.cafe.connector).
+"""
+
+from __future__ import annotations
+
+import torch
+from ray.rllib.core.columns import Columns
+from ray.rllib.core.rl_module.torch import TorchRLModule
+
+from envs.csc_observation import ObsLayout
+from policies.attention import AttentionTower
+from policies.cafe.connector import CMI, REVENUE_TARGET, cafe_rewrite
+from policies.cafe.credit import CreditConfig, CreditModel
+from policies.cafe.finetune import FinetuneSchedule, PhiConfig
+from policies.shaping.connector import RewardShaper, fact
+
+
+class CreditModule(RewardShaper, TorchRLModule):
+    """Trunk + CreditModel (Eq. 1-4) + phi, with the RewardShaper hooks (rewrite: policies.cafe.connector)."""
+
+    def setup(self):
+        config = self.model_config
+        self.layout = ObsLayout(**config["layout"])
+        hidden = config.get("hidden_dim", 128)
+        self.trunk = AttentionTower(self.layout, config.get("embed_dim", 64), config.get("num_heads", 4), hidden)
+        self.credit = CreditModel(CreditConfig(obs_dim=hidden, num_actions=self.layout.num_actions,
+                                               **config.get("credit", {})))
+        self.phi_config = PhiConfig(**{**config.get("phi", {}), "phi_init": tuple(config.get("phi", {}).get(
+            "phi_init", (1.0, 0.0)))})
+        self.register_buffer("phi", torch.tensor(self.phi_config.phi_init, dtype=torch.float32))
+        self.register_buffer("finetune_on", torch.zeros((), dtype=torch.bool))
+        self.register_buffer("schedule_state", torch.tensor([0.0, 0.0, *self.phi_config.phi_init]))
+
+    # ------------------------------------------------------------------ Eq. 3 and Eq. 4
+    def _inputs(self, batch: dict):
+        features, _ = self.trunk(batch[Columns.OBS])
+        return (features, batch[Columns.ACTIONS].long(), batch[fact("neighbour_actions")].long(),
+                batch[fact("neighbour_mask")].bool())
+
+    def cmi(self, batch: dict) -> torch.Tensor:
+        """CMI_t^i (Eq. 3) for every row of a policy batch, 0 on non-decision rows; shape (N,)."""
+        cmi = self.credit.cmi(*self._inputs(batch))
+        return torch.where(batch[fact("valid")], cmi, torch.zeros_like(cmi))
+
+    def shaping_loss(self, batch: dict):
+        """Negative ELBO of Eq. 4 on the decision rows of a (mini)batch, with CMI statistics to log."""
+        valid = batch[fact("valid")]
+        obs, action, neighbours, mask = (x[valid] for x in self._inputs(batch))
+        loss = self.credit.loss(obs, action, neighbours, mask, batch[REVENUE_TARGET][valid])
+        cmi = batch[CMI][valid]
+        metrics = {"vae_loss": loss.total.detach(), "vae_reconstruction": loss.reconstruction.detach(),
+                   "vae_kl": loss.kl.detach(), "cmi_mean": cmi.mean(), "cmi_std": cmi.std(), "cmi_max": cmi.max()}
+        return loss.total, metrics
+
+    def rewrite(self, batch: dict, rl_module):
+        return cafe_rewrite(self, batch, rl_module)
+
+    # ------------------------------------------------------------------ Algorithm 1, line 5
+    def schedule(self) -> FinetuneSchedule:
+        """The FinetuneSchedule as of the buffers (it lives in them so it is checkpointed)."""
+        schedule = FinetuneSchedule(self.phi_config)
+        updates, calm, *last = self.schedule_state.tolist()
+        schedule.load_state_dict({"updates": int(updates), "calm_updates": int(calm),
+                                  "active": bool(self.finetune_on), "last_phi": last})
+        return schedule
+
+    def store_schedule(self, schedule: FinetuneSchedule) -> None:
+        state = schedule.state_dict()
+        self.schedule_state.copy_(torch.tensor([state["updates"], state["calm_updates"], *state["last_phi"]]))
+        self.finetune_on.fill_(state["active"])

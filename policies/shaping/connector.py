@@ -1,0 +1,75 @@
+"""The learner connector piece that rewrites the rewards PPO trains on, before advantage estimation.
+
+Inserted right before RLlib's GeneralAdvantageEstimation (see policies.shaping.learner), it works on the
+policy module's tensor batch: it adds the world's per-step facts as columns (policies.shaping.facts), asks
+the shaper module (an RLModule inside the same MultiRLModule, so it is trained, synced and checkpointed
+with the policy) for new rewards, and writes them under Columns.REWARDS. The environment's own rewards
+are kept in ENV_REWARD. Nothing else in the batch changes; GAE then runs unchanged on the new rewards.
+CAFE (Eq. 5), ICES (intrinsic bonus) and ReLara (reward agent) differ only in their RewardShaper.
+"""
+
+from __future__ import annotations
+
+import abc
+from typing import Any
+
+import numpy as np
+import torch
+from ray.rllib.connectors.connector_v2 import ConnectorV2
+from ray.rllib.core.columns import Columns
+
+from policies.shaping.facts import episode_facts
+
+ENV_REWARD = "env_reward"
+"""The world's reward (CSC split payments), before rewriting."""
+FACT_COLUMNS = ("neighbour_actions", "neighbour_mask", "near_revenue", "state", "next_state", "segment", "valid")
+"""StepFacts fields added to the batch, each as column "facts_<name>"."""
+
+
+def fact(name: str) -> str:
+    return f"facts_{name}"
+
+
+class RewardShaper(abc.ABC):
+    """What an RLModule must provide to rewrite the policy's rewards (mixed into a TorchRLModule)."""
+
+    @abc.abstractmethod
+    def rewrite(self, batch: dict, rl_module) -> tuple[torch.Tensor, dict[str, Any]]:
+        """New rewards (N,) for the policy batch (only rows with facts_valid are used) and extra columns
+        to add to it. Called under torch.no_grad(); ``rl_module`` is the whole MultiRLModule."""
+
+    @abc.abstractmethod
+    def shaping_loss(self, batch: dict) -> tuple[torch.Tensor, dict[str, float]]:
+        """The shaper's own training loss on a (mini)batch of the policy module, and metrics to log."""
+
+    def _forward(self, batch, **kwargs):
+        """No agent maps to a shaper: RLlib's forward passes never need it."""
+        return {}
+
+
+class RewriteRewards(ConnectorV2):
+    """Learner piece: facts columns + the shaper's rewards for ``policy_id``'s batch (see module docstring)."""
+
+    def __init__(self, input_observation_space=None, input_action_space=None, *, policy_id: str, shaper_id: str,
+                 num_near_workers: int, **kwargs):
+        super().__init__(input_observation_space, input_action_space, **kwargs)
+        self.policy_id, self.shaper_id, self.num_near_workers = policy_id, shaper_id, num_near_workers
+
+    def __call__(self, *, rl_module, batch: dict, episodes: list, **kwargs):
+        if self.policy_id not in batch:
+            return batch
+        module_batch = batch[self.policy_id]
+        sa_episodes = [e for e in self.single_agent_episode_iterator(episodes, agents_that_stepped_only=False)
+                       if e.module_id in (None, self.policy_id)]
+        facts = episode_facts(sa_episodes, self.num_near_workers)
+        rewards = module_batch[Columns.REWARDS]
+        assert len(facts.valid) == len(rewards), (len(facts.valid), len(rewards))
+        for name in FACT_COLUMNS:
+            module_batch[fact(name)] = torch.as_tensor(np.asarray(getattr(facts, name)), device=rewards.device)
+        module_batch[ENV_REWARD] = rewards
+        with torch.no_grad():
+            new_rewards, columns = rl_module[self.shaper_id].rewrite(module_batch, rl_module)
+        valid = module_batch[fact("valid")]
+        module_batch[Columns.REWARDS] = torch.where(valid, new_rewards.to(rewards.dtype), torch.zeros_like(rewards))
+        module_batch.update(columns)
+        return batch

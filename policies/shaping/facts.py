@@ -1,0 +1,64 @@
+"""Per-step facts of the CSC world's infos as numeric columns aligned with a module's train batch.
+
+The world puts into every observed worker's infos the global state s_t and two facts about the worker's
+*previous* decision (envs.csc module docstring). So the facts of the decision taken at agent step t are
+read from the infos that came with the observation at t + 1, and s_t from those at t. Rows follow
+RLlib's learner-batch order (``single_agent_episode_iterator(..., agents_that_stepped_only=False)``, one
+row per step of each episode chunk, including the artificial bootstrap step that
+``AddOneTsToEpisodesAndTruncate`` appended, which is marked ``valid = False``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from envs.csc_observation import STATE_FEATURES
+
+
+@dataclass(frozen=True)
+class StepFacts:
+    """N rows (all steps of all episode chunks of one module); K = num_near_workers."""
+
+    neighbour_actions: np.ndarray
+    """(N, K) int: a W_near worker's task as a slot of this decision's option list (0 = none / other)."""
+    neighbour_mask: np.ndarray
+    """(N, K) bool: a worker is present in that W_near row."""
+    near_revenue: np.ndarray
+    """(N,) float: payments of tasks completed near the decision until the worker's next decision."""
+    state: np.ndarray
+    """(N, STATE_FEATURES) float: global state s_t at the decision."""
+    next_state: np.ndarray
+    """(N, STATE_FEATURES) float: global state at the worker's next observation."""
+    segment: np.ndarray
+    """(N,) int: index of the multi-agent episode chunk the row belongs to (a trajectory lambda, Eq. 6)."""
+    valid: np.ndarray
+    """(N,) bool: a real decision (False for the appended bootstrap step)."""
+
+
+def episode_facts(single_agent_episodes, num_near_workers: int) -> StepFacts:
+    """StepFacts of the given single-agent episode chunks (already extended by the bootstrap step)."""
+    neighbours, revenue, states, next_states, segments, valid = [], [], [], [], [], []
+    segment_of: dict[str, int] = {}
+    empty = {"state": np.zeros(STATE_FEATURES, np.float32),
+             "prev_neighbour_actions": np.full(num_near_workers, -1), "prev_near_revenue": 0.0}
+    for episode in single_agent_episodes:
+        steps = len(episode)  # real steps + the bootstrap step
+        infos = [info if info else empty for info in episode.get_infos()]
+        assert len(infos) == steps + 1, (len(infos), steps)
+        after = infos[1:]  # facts of step t arrive with the observation at t + 1
+        neighbours.append(np.stack([np.asarray(i.get("prev_neighbour_actions", empty["prev_neighbour_actions"]))
+                                    for i in after]))
+        revenue.append(np.array([i.get("prev_near_revenue", 0.0) for i in after], dtype=np.float32))
+        states.append(np.stack([i.get("state", empty["state"]) for i in infos[:-1]]))
+        next_states.append(np.stack([i.get("state", empty["state"]) for i in after]))
+        segment = segment_of.setdefault(episode.multi_agent_episode_id or episode.id_, len(segment_of))
+        segments.append(np.full(steps, segment))
+        valid.append(np.arange(steps) < steps - 1)
+    neighbour_actions = np.concatenate(neighbours).astype(np.int64)
+    return StepFacts(
+        neighbour_actions=np.maximum(neighbour_actions, 0), neighbour_mask=neighbour_actions >= 0,
+        near_revenue=np.concatenate(revenue), state=np.concatenate(states).astype(np.float32),
+        next_state=np.concatenate(next_states).astype(np.float32), segment=np.concatenate(segments),
+        valid=np.concatenate(valid))
