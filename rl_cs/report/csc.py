@@ -1,0 +1,211 @@
+"""`rl-cs report` for the CSC world: CAFE's Tables 1-2 (revenue and completion rate, mean ± std over seeds)
+and Fig. 7 (learning curves) from one experiment folder or a `train all` folder of them.
+
+Every Tune trial folder (params.json + progress.csv) is one (method, grid point, seed). A trial's final
+value is its last reported iteration. Table rows are methods, columns the swept world fields (the
+experiment's ``grid``: world.num_tasks gives CAFE's Table 1, world.num_workers its Table 2). Revenue is
+scaled by 10^4 like the paper only when the means reach 10^4; otherwise it is in raw payment units (CNY,
+the fare tariff of rl_cs.data.tasks.TaskRules). Outputs (Markdown, CSV, PNG) are written atomically.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import pandas as pd
+
+from rl_cs.errors import InputError, require
+from rl_cs.report.dispatch import find_metadata
+
+METRICS = ("revenue", "completion_rate")
+"""Business metrics each trial reports under env_runners (rl_cs.experiment.csc, CSCMetrics)."""
+DISPLAY_NAMES = {"greedy": "Greedy", "random": "Random", "ippo": "IPPO", "pau": "PAU", "ca-nofe": "CA-noFE",
+                 "cafe": "CAFE", "ir": "IR", "ices": "ICES", "relara": "ReLara"}
+GRID_LABELS = {"world.num_tasks": "N_tau", "world.num_workers": "N_w"}
+PAPER_SCALE = 1e4
+
+
+def report(results: Path, out: Path | None = None) -> int:
+    curves = load_curves(results)
+    final = final_values(curves)
+    out = out or results
+    summary = summarise(final)
+    scale = PAPER_SCALE if summary.loc[summary.metric == "revenue", "mean"].abs().max() >= PAPER_SCALE else 1.0
+    seeds = sorted(summary["seeds"].unique())
+    unit = "x10^4" if scale != 1.0 else "CNY, unscaled"
+    sections = [
+        f"## Revenue ({unit}), mean ± std over {'/'.join(map(str, seeds))} seed(s)\n\n"
+        + markdown_table(summary[summary.metric == "revenue"], scale, 2),
+        f"## Completion rate, mean ± std over {'/'.join(map(str, seeds))} seed(s)\n\n"
+        + markdown_table(summary[summary.metric == "completion_rate"], 1.0, 3)]
+    markdown = "\n\n".join(sections) + "\n"
+    print(markdown)
+    _write(out / "csc_table.md", lambda path: path.write_text(markdown))
+    _write(out / "csc_table.csv", lambda path: summary.to_csv(path, index=False))
+    _write(out / "learning_curves.png", lambda path: plot_curves(curves, path))
+    print(f"written: {out / 'csc_table.md'}, {out / 'csc_table.csv'}, {out / 'learning_curves.png'}")
+    return 0
+
+
+def load_curves(results: Path) -> pd.DataFrame:
+    """Every trial's metrics per iteration: method, column (grid point label), seed, iteration, metrics;
+    methods in the order the YAML's experiment.methods lists them (the paper's order)."""
+    experiments = [(path, _read_json(path)) for path in find_metadata(results)]
+    listed = [m for _, metadata in experiments for m in metadata.get("config", {}).get("experiment", {})
+              .get("methods", [])]
+    experiments.sort(key=lambda item: listed.index(item[1].get("method")) if item[1].get("method") in listed
+                     else len(listed))
+    frames = []
+    for metadata_path, metadata in experiments:
+        require(metadata.get("world") == "csc", str(metadata_path), "not a CSC experiment")
+        grid = list(metadata.get("config", {}).get("grid", {}))
+        trials = sorted(p.parent for p in metadata_path.parent.glob("*/params.json"))
+        require(bool(trials), str(metadata_path.parent), "no Tune trial folders (params.json) here",
+                "the experiment has not run yet, or give the folder `rl-cs train` wrote")
+        for trial in trials:
+            frames.append(_trial_curve(trial, metadata["method"], grid))
+    return pd.concat(frames, ignore_index=True)
+
+
+def _trial_curve(trial: Path, method: str, grid: list[str]) -> pd.DataFrame:
+    """One trial's metrics per iteration, from result.json (one JSON result per line; unlike progress.csv
+    it stays well-formed when a resumed trial reports more columns)."""
+    params = _read_json(trial / "params.json")
+    results = trial / "result.json"
+    require(results.is_file(), str(trial), "no result.json", "the trial has not reported an iteration yet")
+    rows = []
+    for number, line in enumerate(results.read_text().splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            result = json.loads(line)
+        except json.JSONDecodeError as error:
+            raise InputError(f"{results}:{number}", f"not valid JSON ({error})") from None
+        require("training_iteration" in result, f"{results}:{number}", "no training_iteration",
+                "not a Tune trial of `rl-cs train`")
+        runners = result.get("env_runners", {})
+        rows.append({"iteration": result["training_iteration"],
+                     **{name: runners.get(name, np.nan) for name in METRICS}})
+    world = params.get("env_config", {}).get("world", {})
+    frame = pd.DataFrame(rows, columns=["iteration", *METRICS])
+    frame.insert(0, "trial", trial.name)
+    frame.insert(0, "seed", params.get("seed"))
+    frame.insert(0, "column", grid_label(world, grid, str(trial / "params.json")))
+    frame.insert(0, "method", method)
+    return frame
+
+
+def grid_label(world: dict, grid: list[str], where: str = "params.json") -> str:
+    """'N_tau = 50' for a world.num_tasks grid (several keys joined by ', '); without a grid, the world's
+    N_w and N_tau."""
+    grid = grid or ["world.num_workers", "world.num_tasks"]
+    parts = []
+    for dotted in grid:
+        value = world
+        for key in dotted.split(".")[1:]:
+            require(isinstance(value, dict) and key in value, where, f"no {dotted} in env_config.world")
+            value = value[key]
+        parts.append(f"{GRID_LABELS.get(dotted, dotted)} = {value}")
+    return ", ".join(parts)
+
+
+def final_values(curves: pd.DataFrame) -> pd.DataFrame:
+    """Each trial's last iteration that reported revenue (a PPO iteration may finish no episode)."""
+    reported = curves.dropna(subset=["revenue"])
+    require(not reported.empty, "results", "no trial reported env_runners/revenue yet",
+            "train longer: an iteration reports revenue once an episode has finished")
+    return reported.sort_values("iteration").groupby("trial", sort=False).tail(1)
+
+
+def summarise(final: pd.DataFrame) -> pd.DataFrame:
+    """Long table: method, column, metric, mean, std (sample std over seeds; NaN for one seed), seeds."""
+    long = final.melt(id_vars=["method", "column", "seed"], value_vars=list(METRICS), var_name="metric")
+    grouped = long.groupby(["method", "column", "metric"], sort=False)["value"]
+    summary = grouped.agg(mean="mean", std="std", seeds="count").reset_index()
+    summary["method"] = pd.Categorical(summary["method"], _method_order(final["method"]))
+    summary["column"] = pd.Categorical(summary["column"], _column_order(final["column"]))
+    return summary.sort_values(["metric", "method", "column"]).reset_index(drop=True).astype(
+        {"method": str, "column": str})
+
+
+def _method_order(methods: pd.Series) -> list[str]:
+    """Methods in order of first appearance (load_curves orders them as the YAML lists them)."""
+    return list(dict.fromkeys(methods))
+
+
+def _column_order(columns: pd.Series) -> list[str]:
+    """Grid points by their numbers (N_tau = 50 before N_tau = 100), else as found."""
+    def key(label: str):
+        numbers = [part.rpartition("= ")[2] for part in label.split(", ")]
+        return [float(n) if _is_number(n) else np.inf for n in numbers], label
+    return sorted(dict.fromkeys(columns), key=key)
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+def markdown_table(summary: pd.DataFrame, scale: float, digits: int) -> str:
+    """Rows methods, columns grid points, cells 'mean ± std' (just the mean for a single seed)."""
+    columns = list(dict.fromkeys(summary["column"]))
+    lines = ["| Method | " + " | ".join(columns) + " |", "|---|" + "---|" * len(columns)]
+    for method, rows in summary.groupby("method", sort=False):
+        cells = {row.column: _cell(row.mean / scale, row.std / scale, digits) for row in rows.itertuples()}
+        lines.append(f"| {DISPLAY_NAMES.get(method, method)} | "
+                     + " | ".join(cells.get(column, "") for column in columns) + " |")
+    return "\n".join(lines)
+
+
+def _cell(mean: float, std: float, digits: int) -> str:
+    return f"{mean:.{digits}f}" if np.isnan(std) else f"{mean:.{digits}f} ± {std:.{digits}f}"
+
+
+def plot_curves(curves: pd.DataFrame, path: Path) -> None:
+    """CAFE Fig. 7: revenue per training iteration, one line per method (mean, ±std band over seeds), one
+    panel per grid point."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
+
+    columns = _column_order(curves["column"])
+    figure, axes = plt.subplots(1, len(columns), figsize=(5 * len(columns), 3.8), squeeze=False)
+    for axis, column in zip(axes[0], columns):
+        panel = curves[curves["column"] == column]
+        for method in _method_order(panel["method"]):
+            stats = panel[panel["method"] == method].groupby("iteration")["revenue"].agg(["mean", "std"])
+            band = stats["std"].fillna(0.0)
+            axis.plot(stats.index, stats["mean"], marker="o", markersize=3, label=DISPLAY_NAMES.get(method, method))
+            axis.fill_between(stats.index, stats["mean"] - band, stats["mean"] + band, alpha=0.2)
+        axis.set(title=column, xlabel="training iteration", ylabel="revenue per episode")
+        axis.xaxis.set_major_locator(MaxNLocator(integer=True))
+        axis.grid(alpha=0.3)
+    axes[0][0].legend()
+    figure.tight_layout()
+    figure.savefig(path, format="png", dpi=120)
+    plt.close(figure)
+
+
+def _read_json(path: Path) -> dict:
+    require(path.is_file(), str(path), "file not found")
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError as error:
+        raise InputError(str(path), f"not valid JSON ({error})") from None
+
+
+def _write(path: Path, write: Callable[[Path], None]) -> None:
+    """Write through a temp file in the same folder and a rename: never a half-written output."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    write(temp)
+    os.replace(temp, path)
