@@ -14,15 +14,12 @@ rewards of all its workers against eta times the platform payments (the split re
 
 from __future__ import annotations
 
-import numpy as np
 import torch
-from ray.rllib.core.columns import Columns
-from ray.rllib.utils.postprocessing.value_predictions import compute_value_targets
 
 from policies.cafe.credit import redistribute
 from policies.cafe.finetune import newton_step
 from policies.cafe.regulariser import return_gap_loss
-from policies.shaping.connector import ENV_REWARD, fact
+from policies.shaping.connector import ENV_REWARD, batch_gae, fact
 
 CMI = "cafe_cmi"
 """CMI_t^i of Eq. 3 per step (0 on the appended bootstrap step)."""
@@ -32,14 +29,13 @@ D_CMI, D_ONE, A_V = "cafe_d_cmi", "cafe_d_one", "cafe_a_v"
 """The advantage basis: A(phi) = phi_1 * D_CMI + phi_2 * D_ONE + A_V."""
 
 
-def advantage_basis(values: np.ndarray, cmi: np.ndarray, valid: np.ndarray, terminateds: np.ndarray,
-                    truncateds: np.ndarray, gamma: float, lambda_: float) -> dict[str, np.ndarray]:
-    """D(CMI), D(1) and A_V with RLlib's own GAE recursion (so they add up to what GAE computes)."""
-    def gae(v, r):
-        return compute_value_targets(v, r, terminateds, truncateds, gamma, lambda_) - v
-
-    zeros = np.zeros_like(values)
-    return {D_CMI: gae(zeros, cmi), D_ONE: gae(zeros, valid.astype(np.float32)), A_V: gae(values, zeros)}
+def advantage_basis(batch: dict, values: torch.Tensor, cmi: torch.Tensor, gamma: float,
+                    lambda_: float) -> dict[str, torch.Tensor]:
+    """D(CMI), D(1) and A_V with RLlib's own GAE recursion (so that they add up to what GAE computes)."""
+    zeros, valid = torch.zeros_like(cmi), batch[fact("valid")].to(cmi.dtype)
+    return {D_CMI: batch_gae(batch, zeros, cmi, gamma, lambda_),
+            D_ONE: batch_gae(batch, zeros, valid, gamma, lambda_),
+            A_V: batch_gae(batch, values, zeros, gamma, lambda_)}
 
 
 def return_gap(cmi: torch.Tensor, payments: torch.Tensor, segments: torch.Tensor, eta: float):
@@ -62,9 +58,5 @@ def cafe_rewrite(credit, batch: dict, rl_module) -> tuple[torch.Tensor, dict]:
     revenue = batch[fact("near_revenue")].to(cmi.dtype)
     mean, std = revenue[valid].mean(), revenue[valid].std().nan_to_num(1.0).clamp_min(1e-6)
     values = rl_module[config["policy"]].compute_values(batch)
-    basis = advantage_basis(*(x.detach().cpu().numpy() for x in (values, cmi, valid, batch[Columns.TERMINATEDS],
-                                                                  batch[Columns.TRUNCATEDS])),
-                            gamma=config["gamma"], lambda_=config["lambda_"])
-    columns = {CMI: cmi, REVENUE_TARGET: (revenue - mean) / std,
-               **{name: torch.as_tensor(column, device=cmi.device) for name, column in basis.items()}}
-    return rewards, columns
+    basis = advantage_basis(batch, values, cmi, config["gamma"], config["lambda_"])
+    return rewards, {CMI: cmi, REVENUE_TARGET: (revenue - mean) / std, **basis}

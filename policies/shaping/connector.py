@@ -17,6 +17,7 @@ import numpy as np
 import torch
 from ray.rllib.connectors.connector_v2 import ConnectorV2
 from ray.rllib.core.columns import Columns
+from ray.rllib.utils.postprocessing.value_predictions import compute_value_targets
 
 from policies.shaping.facts import episode_facts
 
@@ -28,6 +29,15 @@ FACT_COLUMNS = ("neighbour_actions", "neighbour_mask", "near_revenue", "state", 
 
 def fact(name: str) -> str:
     return f"facts_{name}"
+
+
+def batch_gae(batch: dict, values: torch.Tensor, rewards: torch.Tensor, gamma: float, lambda_: float) -> torch.Tensor:
+    """GAE advantages of ``rewards`` at ``values`` over a policy batch's rows, with RLlib's own recursion
+    (episode-chunk boundaries from the batch's terminateds/truncateds), as GeneralAdvantageEstimation does."""
+    numpy = [x.detach().cpu().numpy().astype(np.float32) for x in (values, rewards, batch[Columns.TERMINATEDS],
+                                                                   batch[Columns.TRUNCATEDS])]
+    advantages = compute_value_targets(*numpy, gamma=gamma, lambda_=lambda_) - numpy[0]
+    return torch.as_tensor(advantages, device=rewards.device)
 
 
 class RewardShaper(abc.ABC):
