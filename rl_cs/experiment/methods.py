@@ -50,6 +50,7 @@ METHODS: dict[str, Method] = {m.name: m for m in (
     Method("ippo", "IPPO: PPO with one shared attention actor-critic, individual (split) payment reward", build=_ppo),
     Method("cafe", "CAFE: CMI reward redistribution, implicit bi-level phi updates, Newton fine-tuning", build=_cafe),
     Method("ca-nofe", "CA-noFE: CAFE without the Newton fine-tuning of phi", build=_ca_nofe),
+    Method("ir", "IR: PPO on the remaining working time of the chosen task (CAFE §5.1)", reward="ir", build=_ppo),
     Method("greedy", "Greedy: nearest feasible skill-matching task not yet covered", heuristic=Greedy),
     Method("random", "Random: uniform over allowed actions", heuristic=RandomPolicy),
     Method("pau", "PAU: worker coalitions as an exact potential game (greedy, best response, annealing)",
