@@ -46,11 +46,25 @@ def _ca_nofe(config, env_config, seed):
     return _cafe(config, env_config, seed, finetune=False)
 
 
+def _ices(config, env_config, seed):
+    from rl_cs.experiment.shaping import ices_config
+
+    return ices_config(config, env_config, seed)
+
+
+def _relara(config, env_config, seed):
+    from rl_cs.experiment.shaping import relara_config
+
+    return relara_config(config, env_config, seed)
+
+
 METHODS: dict[str, Method] = {m.name: m for m in (
     Method("ippo", "IPPO: PPO with one shared attention actor-critic, individual (split) payment reward", build=_ppo),
     Method("cafe", "CAFE: CMI reward redistribution, implicit bi-level phi updates, Newton fine-tuning", build=_cafe),
     Method("ca-nofe", "CA-noFE: CAFE without the Newton fine-tuning of phi", build=_ca_nofe),
     Method("ir", "IR: PPO on the remaining working time of the chosen task (CAFE §5.1)", reward="ir", build=_ppo),
+    Method("ices", "ICES: payment reward + CVAE Bayesian-surprise intrinsic bonus, training only", build=_ices),
+    Method("relara", "ReLara: payment reward + beta * a learned reward agent's proposal in [-1, 1]", build=_relara),
     Method("greedy", "Greedy: nearest feasible skill-matching task not yet covered", heuristic=Greedy),
     Method("random", "Random: uniform over allowed actions", heuristic=RandomPolicy),
     Method("pau", "PAU: worker coalitions as an exact potential game (greedy, best response, annealing)",

@@ -52,3 +52,23 @@ def cafe_config(config: ExperimentConfig, env_config: dict, seed, finetune: bool
         learner_class=CAFELearner,
         learner_config={"cafe": {"implicit": dataclasses.asdict(cafe.implicit()), "phi": phi}},
         policy_class=CentralCriticActorCritic if cafe.critic == "mappo" else None)
+
+
+def ices_config(config: ExperimentConfig, env_config: dict, seed) -> PPOConfig:
+    """ICES as a training-time intrinsic reward bonus (policies.ices)."""
+    from policies.ices import ICESModule
+    from policies.shaping.learner import ShapingPPOLearner
+
+    return shaped_ppo_config(config, env_config, seed, shaper_id="ices", shaper_class=ICESModule,
+                             shaper_model_config={"ices": dataclasses.asdict(config.ices)},
+                             learner_class=ShapingPPOLearner)
+
+
+def relara_config(config: ExperimentConfig, env_config: dict, seed) -> PPOConfig:
+    """ReLara with an on-policy reward agent (policies.relara)."""
+    from policies.relara import RewardAgent
+    from policies.shaping.learner import ShapingPPOLearner
+
+    return shaped_ppo_config(config, env_config, seed, shaper_id="relara", shaper_class=RewardAgent,
+                             shaper_model_config={"relara": dataclasses.asdict(config.relara)},
+                             learner_class=ShapingPPOLearner)
