@@ -67,5 +67,3 @@ class RandomPolicy(Heuristic):
         size = env.layout.num_actions
         return {agent: int(self.rng.choice(np.flatnonzero(o[-size:]))) for agent, o in obs.items()}
 
-
-HEURISTICS = {cls.name: cls for cls in (Greedy, RandomPolicy)}

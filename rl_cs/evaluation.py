@@ -16,8 +16,9 @@ import pandas as pd
 import torch
 
 from envs.csc import CSCEnv
-from policies.heuristics import HEURISTICS, Heuristic
+from policies.heuristics import Heuristic
 from rl_cs.errors import InputError, closest
+from rl_cs.experiment.methods import METHODS
 
 MODULE_DIR = Path("learner_group") / "learner" / "rl_module"
 
@@ -56,13 +57,14 @@ def find_module_dir(path: Path) -> Path:
 
 
 def load_actor(policy: str, deterministic: bool = False) -> Heuristic:
-    """A heuristic by name, or a trained module from a checkpoint path."""
-    if policy in HEURISTICS:
-        return HEURISTICS[policy]()
+    """A heuristic by method name (rl_cs.experiment.methods), or a trained module from a checkpoint path."""
+    heuristics = {name: method.heuristic for name, method in METHODS.items() if method.heuristic}
+    if policy in heuristics:
+        return heuristics[policy]()
     path = Path(policy)
     if not path.exists():
         raise InputError("policy", f"'{policy}' is neither a heuristic nor an existing checkpoint folder",
-                         closest(policy, HEURISTICS))
+                         closest(policy, heuristics))
     from ray.rllib.core.rl_module.rl_module import RLModule
 
     module = RLModule.from_checkpoint(find_module_dir(path))
