@@ -150,6 +150,12 @@ def test_pau_is_deterministic_under_a_seed(world):
     pd.testing.assert_frame_equal(first_log, again_log)
 
 
+def test_pau_runs_through_rl_cs_evaluate(capsys):
+    tiny = REPO / "tests" / "configs" / "csc_tiny.yaml"
+    assert run(["evaluate", "pau", "--world", "csc", "--config", str(tiny), "--episodes", "1"]) == 0
+    assert capsys.readouterr().out.startswith("pau on ")
+
+
 # ---------------------------------------------------------------------- experiment YAMLs
 @pytest.mark.parametrize("path", CSC_CONFIGS, ids=lambda p: p.name)
 def test_experiment_yaml_loads_and_names_known_methods(path):
