@@ -18,8 +18,13 @@ reading of them, simplified as follows and marked GUESS where a value had to be 
   change in utility, and best-response dynamics terminate in a Nash equilibrium.
 * **Arrival priority.** Workers are ordered by when they became idle (earliest first; ties by worker
   index): the greedy initialisation assigns them in that order, each to its best marginal option given the
-  earlier ones, and best response always revisits the earliest worker whose utilities have changed. The
-  paper's acceptance probability in the greedy step is not reproduced (the greedy step is deterministic).
+  earlier ones, and best response always revisits the earliest worker whose utilities have changed.
+* **Coalition founding (our addition).** Under marginal utilities no worker alone joins a task that needs
+  two to finish before t_d, and annealing's random moves rarely pair the right workers (measured: two or
+  three such tasks expired per episode on the default world). So in the greedy step a worker that no
+  option pays alone founds the coalition worth most to Phi among its options, recruiting free workers
+  (earliest arrival at the task first) until the task pays. The paper's "acceptance probability" in its
+  greedy step is not reproduced: the greedy step is deterministic.
 * **Simulated annealing** to escape poor equilibria (a task no single worker can finish in time but two
   can): each of I_max iterations moves a random worker to a random other option (tau_0 included), lets the
   others best-respond with that worker held, and accepts by Metropolis on Phi; temperature T0 = the mean
