@@ -12,13 +12,17 @@ import torch
 class NonFiniteError(FloatingPointError):
     """A NaN or infinite value appeared in `where` (e.g. "phi", "CMI", "Hessian-vector product")."""
 
-    def __init__(self, where: str, tensor: torch.Tensor):
+    def __init__(self, where: str, tensor: torch.Tensor | None = None, message: str = ""):
         self.where = where
-        bad = int((~torch.isfinite(tensor)).sum())
-        super().__init__(
-            f"non-finite value in {where}: {bad} of {tensor.numel()} entries are NaN or infinite; "
-            "stopping before this update is applied (the last good checkpoint is untouched)"
-        )
+        if tensor is not None:
+            bad = int((~torch.isfinite(tensor)).sum())
+            message = (f"non-finite value in {where}: {bad} of {tensor.numel()} entries are NaN or infinite; "
+                       "stopping before this update is applied (the last good checkpoint is untouched)")
+        super().__init__(message)
+
+    def __reduce__(self):
+        """Copyable and picklable (Ray copies and ships errors), keeping where and the message."""
+        return type(self), (self.where, None, str(self))
 
 
 def check_finite(where: str, tensor: torch.Tensor) -> torch.Tensor:
