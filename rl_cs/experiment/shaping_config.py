@@ -40,10 +40,11 @@ class CAFESettings:
     """Adam rate of the Eq. 14 phi updates (§5.1: 1e-3)."""
     phi_init: list = field(default_factory=lambda: [1.0, 0.0])
     """(phi_1, phi_2) of Eq. 5 at the start."""
-    finetune_after: int = 10
-    """Eq. 14 updates before Newton fine-tuning (Eq. 19) may switch on (CAFE only; >= 1)."""
-    tolerance: float = 1e-3
-    """phi has converged when its relative change stays below this ..."""
+    finetune_after: int = 100
+    """Eq. 14 updates (one per PPO minibatch) before Newton fine-tuning (Eq. 19) may switch on (CAFE only; >= 1)."""
+    tolerance: float = 1e-2
+    """phi has converged when its relative change per update stays below this (Adam moves each entry by about
+    phi_lr per update, so this must exceed phi_lr / |phi| to be reachable) ..."""
     patience: int = 5
     """... for this many consecutive updates (Algorithm 1, line 5)."""
     newton_damping: float = 1e-4
@@ -52,7 +53,7 @@ class CAFESettings:
     """theta^l: the actor's last layers (names in policies.attention.AttentionActorCritic)."""
     solver: str = "cg"
     """Inverse-HVP solver: cg or neumann."""
-    iterations: int = 10
+    solver_iterations: int = 10
     """Hessian-vector products per solve."""
     damping: float = 1e-3
     """lambda in (-H + lambda I)."""
@@ -71,7 +72,7 @@ class CAFESettings:
         from policies.cafe.hypergradient import ImplicitGradConfig
 
         return ImplicitGradConfig(theta_l_layers=tuple(self.theta_l_layers), solver=self.solver,
-                                  iterations=self.iterations, damping=self.damping, cg_tolerance=self.cg_tolerance,
+                                  iterations=self.solver_iterations, damping=self.damping, cg_tolerance=self.cg_tolerance,
                                   neumann_scale=self.neumann_scale)
 
     def validate(self, where: str, policy_model_config: dict) -> None:
