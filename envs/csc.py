@@ -15,6 +15,8 @@ global state s_t (STATE_FEATURES), and two facts about the worker's *previous* d
 1..x of that decision's own option list, 0 = none or a task outside it, -1 = no worker in that row) and
 ``prev_near_revenue`` (payments of tasks completed within range_m of the decision's position since then).
 When the episode ends every worker that acted gets a last observation, so its last decision's facts arrive.
+The infos are filled only when ``env_config["credit_facts"]`` is true (the reward-shaping methods set it), so
+that methods which never read them do not pay for them.
 """
 
 from __future__ import annotations
@@ -87,7 +89,8 @@ class EpisodeStats:
 
 
 class CSCEnv(MultiAgentEnv):
-    """env_config: ``{"world": CSCConfig or dict, "data_dir": folder or None, "cache_dir": folder or None}``."""
+    """env_config: ``{"world": CSCConfig or dict, "data_dir": folder or None, "cache_dir": folder or None,
+    "credit_facts": bool (default False)}``."""
 
     metadata = {"render_modes": []}
 
@@ -113,6 +116,7 @@ class CSCEnv(MultiAgentEnv):
         pool = self.scenario.tasks
         self._q_scale, self._rho_scale = float(pool.quantity.mean()), float(pool.rho_max.mean())
         self._rng = np.random.default_rng(env_config.get("seed"))
+        self._credit_facts = bool(env_config.get("credit_facts", False))
 
     # ------------------------------------------------------------------ episode set-up
     def reset(self, *, seed: int | None = None, options: dict | None = None):
@@ -414,6 +418,8 @@ class CSCEnv(MultiAgentEnv):
 
     def _infos(self, deciders: np.ndarray) -> dict:
         """Per observed worker: the global state and the facts of its previous decision (module docstring)."""
+        if not self._credit_facts:
+            return {worker_id(w): {} for w in deciders}
         if len(deciders) == 0:
             return {}
         state = self.global_state()

@@ -14,8 +14,6 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from envs.csc_observation import STATE_FEATURES
-
 
 @dataclass(frozen=True)
 class StepFacts:
@@ -28,9 +26,9 @@ class StepFacts:
     near_revenue: np.ndarray
     """(N,) float: payments of tasks completed near the decision until the worker's next decision."""
     state: np.ndarray
-    """(N, STATE_FEATURES) float: global state s_t at the decision."""
+    """(N, envs.csc_observation.STATE_FEATURES) float: global state s_t at the decision."""
     next_state: np.ndarray
-    """(N, STATE_FEATURES) float: global state at the worker's next observation."""
+    """(N, envs.csc_observation.STATE_FEATURES) float: global state at the worker's next observation."""
     segment: np.ndarray
     """(N,) int: index of the multi-agent episode chunk the row belongs to (a trajectory lambda, Eq. 6)."""
     valid: np.ndarray
@@ -41,22 +39,23 @@ def episode_facts(single_agent_episodes, num_near_workers: int) -> StepFacts:
     """StepFacts of the given single-agent episode chunks (already extended by the bootstrap step)."""
     neighbours, revenue, states, next_states, segments, valid = [], [], [], [], [], []
     segment_of: dict[str, int] = {}
-    empty = {"state": np.zeros(STATE_FEATURES, np.float32),
-             "prev_neighbour_actions": np.full(num_near_workers, -1), "prev_near_revenue": 0.0}
     for episode in single_agent_episodes:
         steps = len(episode)  # real steps + the bootstrap step
-        infos = [info if info else empty for info in episode.get_infos()]
+        infos = episode.get_infos()
         assert len(infos) == steps + 1, (len(infos), steps)
+        if not all("state" in info for info in infos):
+            raise ValueError("the episodes' infos carry no credit facts: build the CSC world with "
+                             "env_config['credit_facts'] = True (rl_cs.experiment.shaping does)")
         after = infos[1:]  # facts of step t arrive with the observation at t + 1
-        neighbours.append(np.stack([np.asarray(i.get("prev_neighbour_actions", empty["prev_neighbour_actions"]))
-                                    for i in after]))
-        revenue.append(np.array([i.get("prev_near_revenue", 0.0) for i in after], dtype=np.float32))
-        states.append(np.stack([i.get("state", empty["state"]) for i in infos[:-1]]))
-        next_states.append(np.stack([i.get("state", empty["state"]) for i in after]))
+        neighbours.append(np.stack([info["prev_neighbour_actions"] for info in after]))
+        revenue.append(np.array([info["prev_near_revenue"] for info in after], dtype=np.float32))
+        states.append(np.stack([info["state"] for info in infos[:-1]]))
+        next_states.append(np.stack([info["state"] for info in after]))
         segment = segment_of.setdefault(episode.multi_agent_episode_id or episode.id_, len(segment_of))
         segments.append(np.full(steps, segment))
         valid.append(np.arange(steps) < steps - 1)
     neighbour_actions = np.concatenate(neighbours).astype(np.int64)
+    assert neighbour_actions.shape[1] == num_near_workers, neighbour_actions.shape
     return StepFacts(
         neighbour_actions=np.maximum(neighbour_actions, 0), neighbour_mask=neighbour_actions >= 0,
         near_revenue=np.concatenate(revenue), state=np.concatenate(states).astype(np.float32),

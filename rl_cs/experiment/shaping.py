@@ -1,8 +1,8 @@
 """Typed config -> RLlib PPOConfig for the learned reward-shaping methods: CAFE, CA-noFE, ICES, ReLara.
 
-Each is IPPO's PPOConfig (rl_cs.experiment.ppo) plus one shaper RLModule in the MultiRLModule (no agent
-maps to it) and a shaping learner that rewrites rewards before GAE and trains the shaper
-(policies.shaping). CAFE may swap the policy's critic for MAPPO's centralised one (cafe.critic).
+Each is IPPO's PPOConfig (rl_cs.experiment.ppo) on a world that fills its credit-assignment infos
+(env_config "credit_facts"), plus one shaper RLModule in the MultiRLModule (no agent maps to it) and a
+shaping learner that rewrites rewards before GAE and trains the shaper (policies.shaping). CAFE may swap the policy's critic for MAPPO's centralised one (cafe.critic).
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ def shaped_ppo_config(config: ExperimentConfig, env_config: dict, seed, *, shape
                       "lambda_": config.training.lambda_, **shaper_model_config})
     shaping = {"policy": SHARED_MODULE, "shaper": shaper_id, "num_near_workers": config.world.num_near_workers}
     return (
-        ppo_config(config, env_config, seed)
+        ppo_config(config, {**env_config, "credit_facts": True}, seed)
         .rl_module(rl_module_spec=MultiRLModuleSpec(rl_module_specs={SHARED_MODULE: policy, shaper_id: shaper}))
         .learners(learner_class=learner_class, learner_config_dict={"shaping": shaping, **(learner_config or {})})
     )
