@@ -5,6 +5,9 @@ regulariser.py   return-equivalence regulariser L_Lambda (Eq. 6)
 hypergradient.py implicit bi-level gradient of phi (Eq. 7-14)
 finetune.py      Newton fine-tuning of phi and its schedule (Eq. 15-19, Algorithm 1)
 finite.py        NaN/inf guard naming where a bad value appeared
+
+Their RLlib wiring (imported on demand, not from here): credit_module.py (the VAE as an RLModule holding
+phi), connector.py (what CAFE writes into the batch before GAE), learner.py (the phi updates).
 """
 
 from policies.cafe.credit import CreditConfig, CreditModel, VAELoss, gaussian_kl, redistribute

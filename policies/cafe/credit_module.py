@@ -46,6 +46,9 @@ class CreditModule(RewardShaper, TorchRLModule):
         self.register_buffer("phi", torch.tensor(self.phi_config.phi_init, dtype=torch.float32))
         self.register_buffer("finetune_on", torch.zeros((), dtype=torch.bool))
         self.register_buffer("schedule_state", torch.tensor([0.0, 0.0, *self.phi_config.phi_init]))
+        # (CMI, payments, trajectory ids) of the last train batch's decisions, set by the connector for the
+        # learner's L_Lambda (Eq. 6 needs whole trajectories; a minibatch holds only pieces of them).
+        self.last_returns = None
 
     # ------------------------------------------------------------------ Eq. 3 and Eq. 4
     def _inputs(self, batch: dict):

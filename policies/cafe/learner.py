@@ -38,7 +38,8 @@ from policies.shaping.learner import ShapingPPOLearner
 def surrogate(policy, params: dict, theta_names: list[str], batch: dict, clip: float):
     """J(theta^l, phi): PPO's clipped surrogate (§4.6) with advantages linear in phi (module docstring)."""
     rows = batch[fact("valid")] & batch[Columns.LOSS_MASK].bool()
-    obs, actions, old_logp = batch[Columns.OBS][rows], batch[Columns.ACTIONS][rows].long(), batch[Columns.ACTION_LOGP][rows]
+    obs, actions = batch[Columns.OBS][rows], batch[Columns.ACTIONS][rows].long()
+    old_logp = batch[Columns.ACTION_LOGP][rows]
     d_cmi, d_one, a_v = batch[D_CMI][rows], batch[D_ONE][rows], batch[A_V][rows]
 
     def objective(theta_l, phi):

@@ -72,15 +72,16 @@ class CAFESettings:
         from policies.cafe.hypergradient import ImplicitGradConfig
 
         return ImplicitGradConfig(theta_l_layers=tuple(self.theta_l_layers), solver=self.solver,
-                                  iterations=self.solver_iterations, damping=self.damping, cg_tolerance=self.cg_tolerance,
-                                  neumann_scale=self.neumann_scale)
+                                  iterations=self.solver_iterations, damping=self.damping,
+                                  cg_tolerance=self.cg_tolerance, neumann_scale=self.neumann_scale)
 
     def validate(self, where: str, policy_model_config: dict) -> None:
         from policies.attention import AttentionActorCritic
         from policies.cafe.credit import CreditConfig
         from policies.cafe.hypergradient import select_parameters
 
-        require(self.critic in CRITICS, f"{where}.critic", f"unknown critic '{self.critic}'", closest(self.critic, CRITICS))
+        require(self.critic in CRITICS, f"{where}.critic", f"unknown critic '{self.critic}'",
+                closest(self.critic, CRITICS))
         require(isinstance(self.phi_init, (list, tuple)), f"{where}.phi_init", "must be a list [phi_1, phi_2]")
         require(isinstance(self.theta_l_layers, (list, tuple)) and all(isinstance(n, str) for n in self.theta_l_layers),
                 f"{where}.theta_l_layers", "must be a list of layer names")
