@@ -443,5 +443,7 @@ class CSCEnv(MultiAgentEnv):
 
 
 def env_config(world: CSCConfig, data_dir: str | None = None, cache_dir: str | None = None) -> dict:
-    """The RLlib env_config of a world (plain dicts only, so it serialises into Tune's results)."""
-    return {"world": to_dict(world), "data_dir": str(data_dir) if data_dir else None, "cache_dir": cache_dir}
+    """The RLlib env_config of a world (plain dicts only, so it serialises into Tune's results). The data
+    folder is made absolute: Tune runs each trial in its own working directory."""
+    return {"world": to_dict(world), "data_dir": str(Path(data_dir).resolve()) if data_dir else None,
+            "cache_dir": cache_dir}

@@ -16,6 +16,10 @@ class InputError(ValueError):
             message += f" ({fix})"
         super().__init__(message)
 
+    def __reduce__(self):
+        """Ray pickles errors raised in trials; rebuild from the three parts, not the joined message."""
+        return type(self), (self.where, self.problem, self.fix)
+
 
 def closest(name: str, choices: Iterable[str]) -> str:
     """A 'did you mean' hint for an unknown name, or a list of the valid ones."""

@@ -150,3 +150,22 @@ def test_existing_experiment_is_not_overwritten_without_resume(tmp_path, capsys)
     assert cli("train", "greedy", "--config", TINY, "--results-dir", str(tmp_path)) == 2
     assert "--resume" in capsys.readouterr().err
     assert list((tmp_path / "greedy-csc").iterdir()) == []
+
+
+def test_input_error_survives_pickling():
+    """Ray pickles errors raised inside trials; the copy must keep the message, not raise TypeError."""
+    import pickle
+
+    from rl_cs.errors import InputError
+
+    copy = pickle.loads(pickle.dumps(InputError("world.num_workers", "no workers", "must be > 0")))
+    assert str(copy) == "world.num_workers: no workers (must be > 0)"
+
+
+def test_env_config_makes_a_relative_data_dir_absolute(tmp_path, monkeypatch):
+    """Tune runs trials in their own working directories, so a relative --data-dir must be resolved."""
+    from envs.csc import env_config
+    from envs.csc_config import CSCConfig
+
+    monkeypatch.chdir(tmp_path)
+    assert env_config(CSCConfig(), "data/chengdu")["data_dir"] == str(tmp_path / "data" / "chengdu")
