@@ -13,7 +13,8 @@ Each observed worker's infos carry what learned credit assignment needs (CAFE §
 global state s_t (STATE_FEATURES), and two facts about the worker's *previous* decision, known only now:
 ``prev_neighbour_actions`` (the task each W_near worker of that decision held right after it, as a slot
 1..x of that decision's own option list, 0 = none or a task outside it, -1 = no worker in that row) and
-``prev_near_revenue`` (payments of tasks completed within range_m of the decision's position since then).
+``prev_near_revenue`` (payments of tasks completed within range_m of the decision's position since then),
+and ``events``: the completions the worker contributed to since then (task, its work, finish time, payment).
 When the episode ends every worker that acted gets a last observation, so its last decision's facts arrive.
 The infos are filled only when ``env_config["credit_facts"]`` is true (the reward-shaping methods set it), so
 that methods which never read them do not pay for them.
@@ -142,6 +143,7 @@ class CSCEnv(MultiAgentEnv):
         self._neighbour_slots = np.full((n, c.num_near_workers), -1, dtype=np.int64)
         self._near_revenue = np.zeros(n)
         self._decision_xy = np.full((n, 2), np.inf)
+        self._events: dict[int, list] = {}
         self.time = 0.0
         self.horizon = float(self.tasks.deadline.max())
         self.stats = EpisodeStats()
@@ -156,7 +158,8 @@ class CSCEnv(MultiAgentEnv):
     def step(self, action_dict: dict):
         rewards = np.zeros(self.config.num_workers)
         self._apply_actions(action_dict, rewards)
-        self._note_neighbour_actions()
+        if self._credit_facts:
+            self._note_neighbour_actions()
         deciders, done = self._advance_until_decision(rewards)
         truncated = done and self.time >= self.config.max_episode_s
         if done:  # a last observation of every agent that acted: RLlib bootstraps its value at truncation,
@@ -279,9 +282,13 @@ class CSCEnv(MultiAgentEnv):
         stats.revenue += paid
         stats.completed += 1
         stats.lateness_s += max(0.0, finish - self.tasks.expected[task])
-        near = np.linalg.norm(self._decision_xy - self.task_xy[task], axis=1) <= self.config.range_m
-        self._near_revenue[near] += paid
         worked = total_work > 0  # workers arriving after the finish (same interval) did nothing: not contributors
+        if self._credit_facts:
+            near = np.linalg.norm(self._decision_xy - self.task_xy[task], axis=1) <= self.config.range_m
+            self._near_revenue[near] += paid
+            for worker, work in zip(workers[worked].tolist(), total_work[worked].tolist()):
+                self._events.setdefault(worker, []).append(
+                    {"task": int(task), "work": work, "finish": float(finish), "payment": paid})
         stats.log.append(Completion(int(task), workers[worked].tolist(), total_work[worked].tolist(),
                                     float(self.first_arrival[task]), float(finish), paid))
         if self.config.reward == "split" and total_work.sum() > 0:
@@ -425,7 +432,8 @@ class CSCEnv(MultiAgentEnv):
         state = self.global_state()
         slots, revenue = self._neighbour_slots[deciders], self._near_revenue[deciders].tolist()
         self._near_revenue[deciders] = 0.0
-        return {worker_id(w): {"state": state, "prev_neighbour_actions": slots[row], "prev_near_revenue": revenue[row]}
+        return {worker_id(w): {"state": state, "prev_neighbour_actions": slots[row], "prev_near_revenue": revenue[row],
+                               "events": self._events.pop(int(w), [])}
                 for row, w in enumerate(deciders)}
 
     # ------------------------------------------------------------------ metrics
