@@ -61,7 +61,7 @@ def load_actor(policy: str, deterministic: bool = False) -> Heuristic:
     heuristics = {name: method.heuristic for name, method in METHODS.items() if method.heuristic}
     if policy in heuristics:
         return heuristics[policy]()
-    path = Path(policy)
+    path = Path(policy).resolve()  # RLlib reads checkpoints through pyarrow, which takes no relative paths
     if not path.exists():
         raise InputError("policy", f"'{policy}' is neither a heuristic nor an existing checkpoint folder",
                          closest(policy, heuristics))

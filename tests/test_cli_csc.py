@@ -52,10 +52,11 @@ def test_train_writes_results_checkpoints_and_comparison(trained):
 
 
 @pytest.mark.slow
-def test_evaluate_checkpoint_writes_assignment_log(trained, tmp_path, capsys):
+def test_evaluate_checkpoint_writes_assignment_log(trained, tmp_path, capsys, monkeypatch):
     checkpoint = sorted(next(trained.glob("PPO_csc_*")).glob("checkpoint_*"))[-1]
     log = tmp_path / "log.parquet"
-    assert cli("evaluate", str(checkpoint), "--world", "csc", "--config", TINY, "--log", str(log)) == 0
+    monkeypatch.chdir(checkpoint.parent)  # a relative checkpoint path, as users type it
+    assert cli("evaluate", checkpoint.name, "--world", "csc", "--config", TINY, "--log", str(log)) == 0
     assert "revenue" in capsys.readouterr().out
     frame = pd.read_parquet(log)
     assert {"task", "workers", "work", "start", "finish", "payment"} <= set(frame.columns)

@@ -192,14 +192,16 @@ def reported(tmp_path_factory):
 
 
 def _trial_finals(folder: Path) -> pd.DataFrame:
-    """Each trial's last reported revenue and completion rate, read straight from Tune's files."""
+    """Each trial's iterations (Tune's progress.csv) and held-out revenue and completion rate (heldout.json,
+    the final policy on the experiment's evaluation episodes), read straight from the trial folders."""
     rows = []
     for params_path in folder.glob("*/*/params.json"):
         params = json.loads(params_path.read_text())
         last = pd.read_csv(params_path.parent / "progress.csv").iloc[-1]
+        heldout = json.loads((params_path.parent / "heldout.json").read_text())
         rows.append({"method": params["method"], "column": f"N_tau = {params['env_config']['world']['num_tasks']}",
                      "seed": params["seed"], "iterations": last["training_iteration"],
-                     "revenue": last["env_runners/revenue"], "completion_rate": last["env_runners/completion_rate"]})
+                     "revenue": heldout["revenue"], "completion_rate": heldout["completion_rate"]})
     return pd.DataFrame(rows)
 
 
@@ -216,6 +218,7 @@ def test_report_table_equals_the_trials_mean_and_std(reported):
         assert (ours["seeds"] == 2).all()
     markdown = (reported / "csc_table.md").read_text()
     assert "| Method | N_tau = 10 | N_tau = 20 |" in markdown
+    assert "held-out (1 episode(s))" in markdown and "training" not in markdown
     greedy = finals[(finals.method == "greedy") & (finals.column == "N_tau = 10")]["revenue"]
     expected_cell = f"{greedy.mean():.2f} ± {greedy.std():.2f}"
     assert f"| Greedy | {expected_cell} |" in markdown

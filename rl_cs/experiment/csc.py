@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import json
 import sys
 from pathlib import Path
 
@@ -24,6 +25,7 @@ from rl_cs.experiment.methods import METHODS, Method, get_method
 from rl_cs.experiment.tune_runner import METADATA, experiment_folder, run_tuner, write_json_atomically
 
 METRIC = "env_runners/revenue"
+HELDOUT = "heldout.json"
 SHOWN = ["revenue", "completion_rate", "travel_km", "mean_lateness_s", "invalid_actions"]
 
 
@@ -123,6 +125,7 @@ def _train_one(args, method: Method) -> int:
     if failed:
         print(f"rl-cs: {len(failed)} trial(s) failed; first error:\n{failed[0].error}", file=sys.stderr)
         return 1
+    evaluate_trials(folder, method, config.evaluation)
     summary = _summarise(results)
     write_atomically(summary, folder / "trials.csv")
     print(summary.to_markdown(index=False, floatfmt=".3f"))
@@ -145,6 +148,29 @@ def _summarise(results) -> pd.DataFrame:
         row["iterations"] = result.metrics.get("training_iteration")
         rows.append(row)
     return pd.DataFrame(rows)
+
+
+def evaluate_trials(folder: Path, method: Method, settings) -> None:
+    """Every trial's final policy on the held-out task stream of its own world (grid point), written to
+    ``<trial>/heldout.json``: the figures tables compare, all methods on the same episodes."""
+    from rl_cs.config import from_dict
+    from envs.csc_config import CSCConfig
+
+    seeds = [settings.seed + i for i in range(settings.episodes)]
+    for params_path in sorted(folder.glob("*/params.json")):
+        trial = params_path.parent
+        env_cfg = json.loads(params_path.read_text())["env_config"]
+        world = dataclasses.replace(from_dict(CSCConfig, env_cfg["world"], str(params_path)), reward="split")
+        if method.learned:
+            checkpoints = sorted(trial.glob("checkpoint_*"))
+            if not checkpoints:
+                continue
+            actor = load_actor(str(checkpoints[-1]), settings.deterministic)
+        else:
+            actor = method.heuristic()
+        metrics, _ = evaluation.evaluate(CSCEnv({**env_cfg, "world": to_dict(world)}), actor, seeds)
+        write_json_atomically(trial / HELDOUT, {**metrics[SHOWN].mean().to_dict(), "episodes": len(seeds),
+                                                "seeds": seeds})
 
 
 def compare(config: ExperimentConfig, data_dir, checkpoint: str, name: str) -> pd.DataFrame:

@@ -1,8 +1,9 @@
 """`rl-cs report` for the CSC world: CAFE's Tables 1-2 (revenue and completion rate, mean ± std over seeds)
 and Fig. 7 (learning curves) from one experiment folder or a `train all` folder of them.
 
-Every Tune trial folder (params.json + progress.csv) is one (method, grid point, seed). A trial's final
-value is its last reported iteration. Table rows are methods, columns the swept world fields (the
+Every Tune trial folder (params.json + result.json) is one (method, grid point, seed). A trial's value is
+its held-out evaluation (heldout.json: the final policy on the experiment's evaluation episodes, the same
+for every method) or, where that is missing, its last reported training iteration; the table says which. Table rows are methods, columns the swept world fields (the
 experiment's ``grid``: world.num_tasks gives CAFE's Table 1, world.num_workers its Table 2). Revenue is
 scaled by 10^4 like the paper only when the means reach 10^4; otherwise it is in raw payment units (CNY,
 the fare tariff of rl_cs.data.tasks.TaskRules). Outputs (Markdown, CSV, PNG) are written atomically.
@@ -31,16 +32,17 @@ PAPER_SCALE = 1e4
 
 def report(results: Path, out: Path | None = None) -> int:
     curves = load_curves(results)
-    final = final_values(curves)
+    final = heldout_values(final_values(curves), results)
     out = out or results
     summary = summarise(final)
+    sources = ", ".join(sorted(set(final["source"])))
     scale = PAPER_SCALE if summary.loc[summary.metric == "revenue", "mean"].abs().max() >= PAPER_SCALE else 1.0
     seeds = sorted(summary["seeds"].unique())
     unit = "x10^4" if scale != 1.0 else "CNY, unscaled"
     sections = [
-        f"## Revenue ({unit}), mean ± std over {'/'.join(map(str, seeds))} seed(s)\n\n"
+        f"## Revenue ({unit}), mean ± std over {'/'.join(map(str, seeds))} seed(s); {sources}\n\n"
         + markdown_table(summary[summary.metric == "revenue"], scale, 2),
-        f"## Completion rate, mean ± std over {'/'.join(map(str, seeds))} seed(s)\n\n"
+        f"## Completion rate, mean ± std over {'/'.join(map(str, seeds))} seed(s); {sources}\n\n"
         + markdown_table(summary[summary.metric == "completion_rate"], 1.0, 3)]
     markdown = "\n\n".join(sections) + "\n"
     print(markdown)
@@ -118,7 +120,21 @@ def final_values(curves: pd.DataFrame) -> pd.DataFrame:
     reported = curves.dropna(subset=["revenue"])
     require(not reported.empty, "results", "no trial reported env_runners/revenue yet",
             "train longer: an iteration reports revenue once an episode has finished")
-    return reported.sort_values("iteration").groupby("trial", sort=False).tail(1)
+    return reported.loc[reported.groupby("trial", sort=False)["iteration"].idxmax()]
+
+
+def heldout_values(final: pd.DataFrame, results: Path) -> pd.DataFrame:
+    """Replace each trial's last training values by its held-out evaluation (``heldout.json``, written by
+    `rl-cs train` after the trials: every method on the same evaluation episodes), where present."""
+    final = final.copy()
+    final["source"] = "training"
+    for path in results.glob("**/heldout.json"):
+        rows = final["trial"] == path.parent.name
+        values = _read_json(path)
+        for name in METRICS:
+            final.loc[rows, name] = values[name]
+        final.loc[rows, "source"] = f"held-out ({values['episodes']} episode(s))"
+    return final
 
 
 def summarise(final: pd.DataFrame) -> pd.DataFrame:
