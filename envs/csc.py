@@ -336,8 +336,7 @@ class CSCEnv(MultiAgentEnv):
         """(B, k, TASK_FEATURES) for open-task columns ``index`` of the deciders ``rows``."""
         c = self.config
         task = self._open[index] if len(self._open) else index  # no open task: all rows are padding
-        heading = np.bincount(self.w_task[self.w_state != IDLE], minlength=c.num_tasks)
-        on_site = np.bincount(self.w_task[self.w_state == WORKING], minlength=c.num_tasks)
+        heading, on_site = self._task_crowd
         arrival = self.time + road / c.speed_mps
         features = np.stack([
             (self.task_xy[task, 0] - own_xy[:, None, 0]) / c.range_m,
@@ -375,6 +374,8 @@ class CSCEnv(MultiAgentEnv):
             (own_xy - self._origin) / self._extent, own_skills,
             np.full((len(deciders), 1), self.time / self.horizon),
             np.full((len(deciders), 1), len(self._open) / 100.0)], axis=1)
+        self._task_crowd = (np.bincount(self.w_task[self.w_state != IDLE], minlength=c.num_tasks),
+                            np.bincount(self.w_task[self.w_state == WORKING], minlength=c.num_tasks))
         optional = self._task_features(rows, self._option_index, self._option_mask, self._option_road, own_xy)
         straight = np.linalg.norm(self.task_xy[self._open][None, :, :] - own_xy[:, None, :], axis=-1)
         near_index, near_mask = nearest_rows(straight, np.ones_like(straight, dtype=bool), c.num_near_tasks)

@@ -7,7 +7,6 @@ the world's own counters.
 
 from __future__ import annotations
 
-import os
 from dataclasses import asdict
 from pathlib import Path
 
@@ -94,14 +93,3 @@ def evaluate(env: CSCEnv, actor: Heuristic, seeds: list[int]) -> tuple[pd.DataFr
                           rho_max=float(env.tasks.rho_max[entry.task]))
             logs.append(record)
     return pd.DataFrame(rows), pd.DataFrame(logs)
-
-
-def write_atomically(frame: pd.DataFrame, path: Path) -> None:
-    """Parquet or CSV by suffix, through a temp file and a rename: never a half-written result."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    if path.suffix == ".parquet":
-        frame.to_parquet(temp, index=False)
-    else:
-        frame.to_csv(temp, index=False)
-    os.replace(temp, path)

@@ -14,6 +14,8 @@ from typing import Callable
 
 import numpy as np
 
+from rl_cs.atomic import write_atomically
+
 DEFAULT_CACHE_DIR = Path(os.environ.get("RLCS_CACHE_DIR", Path.home() / ".cache" / "rl-cs"))
 
 
@@ -40,8 +42,5 @@ def cached_arrays(kind: str, params: dict, build: Callable[[], dict[str, np.ndar
         with np.load(path, allow_pickle=False) as stored:
             return {name: stored[name] for name in stored.files}
     arrays = build()
-    folder.mkdir(parents=True, exist_ok=True)
-    temp = path.with_suffix(f".tmp{os.getpid()}.npz")
-    np.savez(temp, **arrays)
-    os.replace(temp, path)
+    write_atomically(path, lambda temp: np.savez(temp, **arrays))
     return arrays

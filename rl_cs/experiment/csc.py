@@ -19,10 +19,11 @@ from envs.csc import CSCEnv, env_config
 from rl_cs.config import to_dict
 from rl_cs.errors import require
 from rl_cs import evaluation
-from rl_cs.evaluation import load_actor, write_atomically
+from rl_cs.atomic import write_frame, write_json
+from rl_cs.evaluation import load_actor
 from rl_cs.experiment.config import ExperimentConfig, load_experiment
 from rl_cs.experiment.methods import METHODS, Method, get_method
-from rl_cs.experiment.tune_runner import METADATA, experiment_folder, run_tuner, write_json_atomically
+from rl_cs.experiment.tune_runner import METADATA, experiment_folder, run_tuner
 
 METRIC = "env_runners/revenue"
 HELDOUT = "heldout.json"
@@ -100,7 +101,7 @@ def _train_one(args, method: Method) -> int:
     base_env = env_config(config.world, args.data_dir)
     seeds = list(range(run.seeds))
     if not args.resume:
-        write_json_atomically(folder / METADATA, {
+        write_json(folder / METADATA, {
             "world": args.world, "method": method.name, "data_dir": args.data_dir,
             "config": to_dict(config), "seeds": seeds})
     from ray import tune
@@ -127,13 +128,13 @@ def _train_one(args, method: Method) -> int:
         return 1
     evaluate_trials(folder, method, config.evaluation)
     summary = _summarise(results)
-    write_atomically(summary, folder / "trials.csv")
+    write_frame(summary, folder / "trials.csv")
     print(summary.to_markdown(index=False, floatfmt=".3f"))
     if method.learned and not args.no_compare:
         best = results.get_best_result(metric=METRIC, mode="max")
         if best.checkpoint is not None:
             comparison = compare(config, args.data_dir, best.checkpoint.path, method.name)
-            write_atomically(comparison, folder / "comparison.csv")
+            write_frame(comparison, folder / "comparison.csv")
             print(f"\nHeld-out task stream (seeds {config.evaluation.seed}..): {method.name} vs Greedy")
             print(comparison.to_markdown(index=False, floatfmt=".3f"))
     return 0
@@ -169,7 +170,7 @@ def evaluate_trials(folder: Path, method: Method, settings) -> None:
         else:
             actor = method.heuristic()
         metrics, _ = evaluation.evaluate(CSCEnv({**env_cfg, "world": to_dict(world)}), actor, seeds)
-        write_json_atomically(trial / HELDOUT, {**metrics[SHOWN].mean().to_dict(), "episodes": len(seeds),
+        write_json(trial / HELDOUT, {**metrics[SHOWN].mean().to_dict(), "episodes": len(seeds),
                                                 "seeds": seeds})
 
 
@@ -197,7 +198,7 @@ def evaluate(args) -> int:
     print(f"{actor.name} on {env.scenario.source}, {world.num_workers} workers, {world.num_tasks} tasks")
     print(metrics.set_index("seed")[SHOWN].to_markdown(floatfmt=".3f"))
     if args.log:
-        write_atomically(log, Path(args.log))
+        write_frame(log, Path(args.log))
         print(f"assignment log: {len(log)} completed tasks -> {args.log}")
     return 0
 

@@ -12,7 +12,6 @@ import argparse
 import dataclasses
 import json
 import os
-import tempfile
 import time
 from pathlib import Path
 
@@ -21,6 +20,7 @@ import pandas as pd
 
 from envs.sensing import SensingWorld, run_online
 from policies.qcota.schemes import DISPLAY_NAMES, SCHEMES, make_scheme
+from rl_cs.atomic import write_atomically
 from rl_cs.data.sensing_field import SensingField, synthetic_field
 from rl_cs.errors import closest, require
 from rl_cs.experiment.sensing_config import SensingExperimentConfig, load_config, to_dict
@@ -47,19 +47,6 @@ def check_grid(sensing_field: SensingField, config: SensingExperimentConfig) -> 
                         num_participants=min(grid.participants)).check_field(sensing_field)
 
 
-def write_atomic(path: Path, write) -> None:
-    """``write(temporary_path)`` then move it onto ``path``."""
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=path.suffix)
-    os.close(handle)
-    try:
-        write(Path(temporary))
-        os.chmod(temporary, 0o644)
-        os.replace(temporary, path)
-    finally:
-        if os.path.exists(temporary):
-            os.unlink(temporary)
-
-
 def train(args: argparse.Namespace) -> int:
     require(args.method in SCHEMES, "method", f"unknown method '{args.method}' for the sensing world",
             closest(args.method, SCHEMES))
@@ -75,7 +62,7 @@ def train(args: argparse.Namespace) -> int:
 
         out.mkdir(parents=True, exist_ok=True)
         table = sweep(sensing_field, config, out)
-        write_atomic(out / "sweep.csv", lambda p: table.to_csv(p, index=False))
+        write_atomically(out / "sweep.csv", lambda p: table.to_csv(p, index=False))
         _write_json(out, {"world": "sensing", "kind": "sweep", "method": args.method, "data": sensing_field.source,
                           "config": to_dict(config), "wall_seconds": time.perf_counter() - start})
         print(table.to_string(index=False))
@@ -88,10 +75,10 @@ def train(args: argparse.Namespace) -> int:
     runs, cycles = run_grid(sensing_field, config, config.grid.attribute_order)
     finished = time.perf_counter()
     out.mkdir(parents=True, exist_ok=True)
-    write_atomic(out / "runs.csv", lambda p: runs.to_csv(p, index=False))
-    write_atomic(out / "cycles.parquet", lambda p: cycles.to_parquet(p, index=False))
+    write_atomically(out / "runs.csv", lambda p: runs.to_csv(p, index=False))
+    write_atomically(out / "cycles.parquet", lambda p: cycles.to_parquet(p, index=False))
     if calibration is not None:
-        write_atomic(out / "calibration.csv", lambda p: calibration.candidates.to_csv(p, index=False))
+        write_atomically(out / "calibration.csv", lambda p: calibration.candidates.to_csv(p, index=False))
     _write_json(out, {
         "world": "sensing", "kind": "grid", "method": args.method, "data": sensing_field.source,
         "config": to_dict(config),
@@ -128,7 +115,7 @@ def _calibrated(sensing_field: SensingField, config: SensingExperimentConfig):
 
 
 def _write_json(out: Path, data: dict) -> None:
-    write_atomic(out / "experiment.json", lambda p: p.write_text(json.dumps(data, indent=2)))
+    write_atomically(out / "experiment.json", lambda p: p.write_text(json.dumps(data, indent=2)))
 
 
 def evaluate(args: argparse.Namespace) -> int:
@@ -156,7 +143,7 @@ def evaluate(args: argparse.Namespace) -> int:
     if args.log:
         path = Path(args.log)
         path.parent.mkdir(parents=True, exist_ok=True)
-        write_atomic(path, lambda p: pd.concat(log, ignore_index=True).to_parquet(p, index=False))
+        write_atomically(path, lambda p: pd.concat(log, ignore_index=True).to_parquet(p, index=False))
     return 0
 
 

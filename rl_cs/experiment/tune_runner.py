@@ -6,7 +6,6 @@ under ``<results-dir>/<name>/``; ``experiment.json`` beside them records what wa
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 
@@ -27,13 +26,6 @@ def start_ray() -> None:
         ray.init(address=address, log_to_driver=False)
     else:
         ray.init(include_dashboard=False, log_to_driver=False, configure_logging=False)
-
-
-def write_json_atomically(path: Path, data: dict) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    temp.write_text(json.dumps(data, indent=2, default=str))
-    os.replace(temp, path)
 
 
 def experiment_folder(results_dir: str, name: str, resume: bool) -> Path:

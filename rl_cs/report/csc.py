@@ -12,13 +12,12 @@ the fare tariff of rl_cs.data.tasks.TaskRules). Outputs (Markdown, CSV, PNG) are
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import pandas as pd
 
+from rl_cs.atomic import write_atomically
 from rl_cs.errors import InputError, require
 from rl_cs.report.dispatch import find_metadata
 
@@ -46,9 +45,9 @@ def report(results: Path, out: Path | None = None) -> int:
         + markdown_table(summary[summary.metric == "completion_rate"], 1.0, 3)]
     markdown = "\n\n".join(sections) + "\n"
     print(markdown)
-    _write(out / "csc_table.md", lambda path: path.write_text(markdown))
-    _write(out / "csc_table.csv", lambda path: summary.to_csv(path, index=False))
-    _write(out / "learning_curves.png", lambda path: plot_curves(curves, path))
+    write_atomically(out / "csc_table.md", lambda path: path.write_text(markdown))
+    write_atomically(out / "csc_table.csv", lambda path: summary.to_csv(path, index=False))
+    write_atomically(out / "learning_curves.png", lambda path: plot_curves(curves, path))
     print(f"written: {out / 'csc_table.md'}, {out / 'csc_table.csv'}, {out / 'learning_curves.png'}")
     return 0
 
@@ -217,11 +216,3 @@ def _read_json(path: Path) -> dict:
         return json.loads(path.read_text())
     except json.JSONDecodeError as error:
         raise InputError(str(path), f"not valid JSON ({error})") from None
-
-
-def _write(path: Path, write: Callable[[Path], None]) -> None:
-    """Write through a temp file in the same folder and a rename: never a half-written output."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    write(temp)
-    os.replace(temp, path)
