@@ -31,8 +31,7 @@ import numpy as np
 from ray.rllib.env.multi_agent_env import MultiAgentEnv
 
 from envs.csc_config import CSCConfig
-from envs.csc_observation import (SELF_FEATURES, STATE_FEATURES, TASK_FEATURES, WORKER_FEATURES, ObsLayout,
-                                  nearest_rows)
+from envs.csc_observation import STATE_FEATURES, ObsLayout, nearest_rows
 from rl_cs.config import from_dict, to_dict
 from rl_cs.data.scenario import Scenario, load_scenario
 from rl_cs.data.tasks import NUM_SKILLS, TaskPool, payment, sample_worker_skills

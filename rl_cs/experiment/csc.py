@@ -62,15 +62,15 @@ def _world_for(method: Method, config: ExperimentConfig) -> ExperimentConfig:
     return dataclasses.replace(config, world=dataclasses.replace(config.world, reward=method.reward))
 
 
-def prepare(args, method: Method) -> ExperimentConfig:
+def prepare(args, method: Method) -> tuple[ExperimentConfig, str]:
     """Config and scenario checks done in the driver, before Ray starts (errors exit 2, write nothing)."""
     config = load_experiment(args.config, args.set)
     if getattr(args, "seeds", None) is not None:
         require(args.seeds >= 1, "--seeds", "must be >= 1")
         config = dataclasses.replace(config, experiment=dataclasses.replace(config.experiment, seeds=args.seeds))
     config = _world_for(method, config)
-    CSCEnv(env_config(config.world, args.data_dir))  # loads (and caches) the scenario, validates the world
-    return config
+    source = CSCEnv(env_config(config.world, args.data_dir)).scenario.source  # loads, caches, validates
+    return config, source
 
 
 def train(args) -> int:
@@ -92,7 +92,7 @@ def _methods_to_run(args) -> list[Method]:
 
 
 def _train_one(args, method: Method) -> int:
-    config = prepare(args, method)
+    config, source = prepare(args, method)
     run = config.experiment
     name = args.name or run.name or f"{method.name}-{args.world}"
     if args.method == "all":
@@ -118,10 +118,10 @@ def _train_one(args, method: Method) -> int:
         trainable = heuristic_trainable
         param_space = {"method": method.name, "env_config": _grid_env_config(config, base_env),
                        "seed": tune.grid_search(seeds), "iterations": run.iterations}
-    print(f"rl-cs: {method.name} on {args.world} ({CSCEnv(base_env).scenario.source}); "
+    print(f"rl-cs: {method.name} on {args.world} ({source}); "
           f"{len(seeds)} seed(s), {run.iterations} iteration(s) -> {folder}", file=sys.stderr)
     results = run_tuner(trainable, param_space, folder, run.iterations, run.checkpoint_every,
-                        run.max_concurrent_trials, METRIC, args.resume)
+                        run.max_concurrent_trials, args.resume)
     failed = [result for result in results if result.error]
     if failed:
         print(f"rl-cs: {len(failed)} trial(s) failed; first error:\n{failed[0].error}", file=sys.stderr)
@@ -131,9 +131,9 @@ def _train_one(args, method: Method) -> int:
     write_frame(summary, folder / "trials.csv")
     print(summary.to_markdown(index=False, floatfmt=".3f"))
     if method.learned and not args.no_compare:
-        best = results.get_best_result(metric=METRIC, mode="max")
-        if best.checkpoint is not None:
-            comparison = compare(config, args.data_dir, best.checkpoint.path, method.name)
+        best = Path(results.get_best_result(metric=METRIC, mode="max").path)
+        if (best / HELDOUT).exists():
+            comparison = compare(best, config.evaluation, method.name)
             write_frame(comparison, folder / "comparison.csv")
             print(f"\nHeld-out task stream (seeds {config.evaluation.seed}..): {method.name} vs Greedy")
             print(comparison.to_markdown(index=False, floatfmt=".3f"))
@@ -151,17 +151,23 @@ def _summarise(results) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def evaluate_trials(folder: Path, method: Method, settings) -> None:
-    """Every trial's final policy on the held-out task stream of its own world (grid point), written to
-    ``<trial>/heldout.json``: the figures tables compare, all methods on the same episodes."""
-    from rl_cs.config import from_dict
+def heldout_metrics(trial: Path, actor, settings) -> dict:
+    """Mean metrics of ``actor`` on the held-out episodes of a trial's own world (its grid point)."""
     from envs.csc_config import CSCConfig
+    from rl_cs.config import from_dict
 
+    env_cfg = json.loads((trial / "params.json").read_text())["env_config"]
+    world = dataclasses.replace(from_dict(CSCConfig, env_cfg["world"], str(trial / "params.json")), reward="split")
     seeds = [settings.seed + i for i in range(settings.episodes)]
+    metrics, _ = evaluation.evaluate(CSCEnv({**env_cfg, "world": to_dict(world)}), actor, seeds)
+    return {**metrics[SHOWN].mean().to_dict(), "episodes": len(seeds), "seeds": seeds}
+
+
+def evaluate_trials(folder: Path, method: Method, settings) -> None:
+    """Every trial's final policy on the held-out task stream of its own world, written to
+    ``<trial>/heldout.json``: the figures tables compare, all methods on the same episodes."""
     for params_path in sorted(folder.glob("*/params.json")):
         trial = params_path.parent
-        env_cfg = json.loads(params_path.read_text())["env_config"]
-        world = dataclasses.replace(from_dict(CSCConfig, env_cfg["world"], str(params_path)), reward="split")
         if method.learned:
             checkpoints = sorted(trial.glob("checkpoint_*"))
             if not checkpoints:
@@ -169,23 +175,15 @@ def evaluate_trials(folder: Path, method: Method, settings) -> None:
             actor = load_actor(str(checkpoints[-1]), settings.deterministic)
         else:
             actor = method.heuristic()
-        metrics, _ = evaluation.evaluate(CSCEnv({**env_cfg, "world": to_dict(world)}), actor, seeds)
-        write_json(trial / HELDOUT, {**metrics[SHOWN].mean().to_dict(), "episodes": len(seeds),
-                                                "seeds": seeds})
+        write_json(trial / HELDOUT, heldout_metrics(trial, actor, settings))
 
 
-def compare(config: ExperimentConfig, data_dir, checkpoint: str, name: str) -> pd.DataFrame:
-    """The trained policy and Greedy on the same held-out episodes (mean over evaluation seeds)."""
-    world = dataclasses.replace(config.world, reward="split")
-    env = CSCEnv(env_config(world, data_dir))
-    seeds = [config.evaluation.seed + i for i in range(config.evaluation.episodes)]
-    trained = load_actor(checkpoint, config.evaluation.deterministic)
-    trained.name = name
-    rows = []
-    for actor in (trained, METHODS["greedy"].heuristic()):
-        metrics, _ = evaluation.evaluate(env, actor, seeds)
-        rows.append({"method": actor.name, **metrics[SHOWN].mean().to_dict()})
-    return pd.DataFrame(rows)
+def compare(trial: Path, settings, name: str) -> pd.DataFrame:
+    """A trial's held-out figures (already in heldout.json) next to Greedy's on the same episodes."""
+    trained = json.loads((trial / HELDOUT).read_text())
+    greedy = heldout_metrics(trial, METHODS["greedy"].heuristic(), settings)
+    return pd.DataFrame([{"method": name, **{key: trained[key] for key in SHOWN}},
+                         {"method": "greedy", **{key: greedy[key] for key in SHOWN}}])
 
 
 def evaluate(args) -> int:

@@ -41,10 +41,10 @@ def experiment_folder(results_dir: str, name: str, resume: bool) -> Path:
 
 
 def run_tuner(trainable, param_space, folder: Path, iterations: int, checkpoint_every: int,
-              max_concurrent: int, metric: str, resume: bool):
+              max_concurrent: int, resume: bool):
     """Fit (or restore and finish) one Tune experiment; returns its ResultGrid."""
     from ray import tune
-    from ray.tune import CheckpointConfig, RunConfig, TuneConfig
+    from ray.tune import RunConfig, TuneConfig
 
     start_ray()
     if resume:
