@@ -82,3 +82,10 @@ def nearest_rows(distance: np.ndarray, allowed: np.ndarray, count: int) -> tuple
         index = np.pad(index, ((0, 0), (0, count - k)))
         present = np.pad(present, ((0, 0), (0, count - k)))
     return index, present
+
+
+def action_mask(env, agent: str, observation) -> np.ndarray:
+    """The allowed actions of ``agent`` (tau_0 and its feasible option slots): the vector's last
+    ``num_actions`` entries. Used by `rl-cs check` and by planners; the world counts an action outside it
+    as invalid (episode_metrics()['invalid_actions']) and treats it as tau_0."""
+    return np.asarray(observation[-env.layout.num_actions:]) > 0.5

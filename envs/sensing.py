@@ -246,11 +246,3 @@ def run_online(world: SensingWorld, act: Callable[[SensingObservation], np.ndarr
                       np.stack([o.mae_all for o in outcomes]), np.stack([o.mae_unsensed for o in outcomes]),
                       np.array([o.epsilon for o in outcomes]), world.scale, world.config.error_cells)
 
-
-def register() -> None:
-    """Make the RLlib view available to Ray Tune / RLlib as env ``"sensing"``."""
-    from ray.tune.registry import register_env
-
-    from envs.sensing_rllib import SensingMultiAgentEnv
-
-    register_env("sensing", lambda env_config: SensingMultiAgentEnv(env_config))

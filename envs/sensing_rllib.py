@@ -14,16 +14,33 @@ import numpy as np
 from ray.rllib.env.multi_agent_env import MultiAgentEnv
 
 from envs.sensing import SensingWorld, SensingWorldConfig
-from rl_cs.data.sensing_field import synthetic_field
+from rl_cs.config import from_dict, to_dict
+from rl_cs.data.sensing_field import SyntheticFieldConfig, synthetic_field
+
+
+def load_sensing_field(data_dir: str | None, synthetic: SyntheticFieldConfig):
+    """The Piemonte data from ``data_dir``, else the embedded synthetic field."""
+    if data_dir:
+        from rl_cs.data.piemonte import load_piemonte
+
+        return load_piemonte(data_dir)
+    return synthetic_field(synthetic)
 
 
 class SensingMultiAgentEnv(MultiAgentEnv):
-    """env_config: {"field": SensingField (default: the synthetic field), "world": SensingWorldConfig}."""
+    """env_config (plain data, as Tune passes it): ``{"world": SensingWorldConfig or its dict, "data_dir":
+    Piemonte folder or None, "synthetic": SyntheticFieldConfig or its dict (used without data_dir)}``; in
+    one process a loaded ``"field"`` (SensingField) may be passed instead of data_dir/synthetic."""
 
     def __init__(self, config: dict | None = None):
         super().__init__()
         config = dict(config or {})
-        self.world = SensingWorld(config.get("field") or synthetic_field(), config.get("world") or SensingWorldConfig())
+        world = from_dict(SensingWorldConfig, config.get("world"), "world")
+        world.validate("world")
+        sensing_field = config.get("field") or load_sensing_field(
+            config.get("data_dir"), from_dict(SyntheticFieldConfig, config.get("synthetic"), "synthetic"))
+        world.check_field(sensing_field)
+        self.world = SensingWorld(sensing_field, world)
         cells, attributes = self.world.num_cells, len(self.world.config.attributes)
         values = self.world.truth.transpose(1, 0, 2).reshape(attributes, -1)
         self.mean, self.std = np.nanmean(values, 1), np.nanstd(values, 1)
@@ -71,3 +88,12 @@ class SensingMultiAgentEnv(MultiAgentEnv):
             position[world.positions[p]] = 1.0
             observations[agent] = np.concatenate([position, shared])
         return observations
+
+
+def env_config(world: SensingWorldConfig, data_dir: str | None = None,
+               synthetic: SyntheticFieldConfig | None = None) -> dict:
+    """The RLlib env_config of a sensing world (plain data only, so it serialises into Tune's results)."""
+    from pathlib import Path
+
+    return {"world": to_dict(world), "data_dir": str(Path(data_dir).resolve()) if data_dir else None,
+            "synthetic": to_dict(synthetic or SyntheticFieldConfig())}

@@ -1,7 +1,8 @@
-"""The `rl-cs` command line: train, evaluate, report, bench.
+"""The `rl-cs` command line: list, train, evaluate, check, report, bench.
 
-Every sub-command turns bad input into one clear message and exit code 2 (see rl_cs.errors).
-World-specific work lives in rl_cs.experiment.<world> modules; this file only parses and dispatches.
+Worlds and methods come from the registries (rl_cs.worlds, rl_cs.methods); this file parses, checks the
+names and flags against them, and dispatches to the world's command module. Every sub-command turns bad
+input into one clear message and exit code 2 (see rl_cs.errors), before anything runs or is written.
 """
 
 from __future__ import annotations
@@ -11,41 +12,65 @@ import os
 import sys
 from pathlib import Path
 
-from rl_cs.errors import InputError, closest
+from rl_cs import registry
+from rl_cs.errors import InputError, require
 
-WORLDS = ("csc", "sensing")
+LIST_HINT = "`rl-cs list` shows every world and method"
+
+
+def _world_names() -> str:
+    return ", ".join(registry.worlds())
 
 
 def _add_common(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--world", default="csc", help=f"which world: {', '.join(WORLDS)} (default csc)")
+    parser.add_argument("--world", default="csc", help=f"which world: {_world_names()} (default csc)")
     parser.add_argument("--data-dir", default=os.environ.get("RLCS_DATA_DIR"),
-                        help="folder of real data (e.g. ../shared/data/chengdu); default: the embedded synthetic city "
-                             "(env RLCS_DATA_DIR)")
+                        help="folder of real data (e.g. ../shared/data/chengdu); default: the world's seeded "
+                             "synthetic data (env RLCS_DATA_DIR)")
     parser.add_argument("--config", help="experiment YAML (see tune_configs/); default: the world's quick config")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="override one config field, e.g. --set world.num_workers=50 (repeatable)")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="rl-cs", description=__doc__.splitlines()[0])
+    methods = registry.methods()
+    parser = argparse.ArgumentParser(
+        prog="rl-cs", description=__doc__.splitlines()[0],
+        epilog=f"worlds: {_world_names()}. methods: {', '.join(methods)}. {LIST_HINT}, with one line each.")
     sub = parser.add_subparsers(dest="command", required=True)
 
-    train = sub.add_parser("train", help="run a Ray Tune experiment (one trial per seed, or a search)")
-    train.add_argument("method", help="method or baseline name, e.g. ippo, greedy")
+    listing = sub.add_parser("list", help="the worlds and methods, which method runs on which world")
+    listing.add_argument("--world", help="only this world's methods")
+
+    train = sub.add_parser("train", help="run a Ray Tune experiment (one trial per seed, or a search)",
+                           epilog=f"{LIST_HINT}.")
+    train.add_argument("method", help=f"a method or baseline ({', '.join(methods)}), or 'all' for the YAML's "
+                                      "experiment.methods")
     _add_common(train)
     train.add_argument("--seeds", type=int, help="number of seeds (one trial each); overrides the config")
     train.add_argument("--results-dir", default="results", help="where experiments are written (default ./results)")
     train.add_argument("--name", help="experiment name (default: <method>-<world>)")
-    train.add_argument("--resume", action="store_true", help="continue an interrupted experiment of the same name")
-    train.add_argument("--no-compare", action="store_true",
-                       help="skip the closing evaluation of the trained policy next to Greedy")
+    for flag, meaning in registry.TRAIN_FLAGS.items():
+        worlds = [w.name for w in registry.worlds().values() if flag in w.train_flags]
+        train.add_argument(f"--{flag.replace('_', '-')}", action="store_true",
+                           help=f"{meaning.split(' ', 1)[1]} (worlds: {', '.join(worlds)})")
 
-    evaluate = sub.add_parser("evaluate", help="run a heuristic or a trained checkpoint on a task stream")
-    evaluate.add_argument("policy", help="a method name (greedy, random, ...) or a checkpoint folder")
+    evaluate = sub.add_parser("evaluate", help="run a heuristic or a trained checkpoint on a task stream",
+                              epilog=f"{LIST_HINT}.")
+    evaluate.add_argument("policy", help="a method name (greedy, pau, uns-ta, ...) or a checkpoint folder")
     _add_common(evaluate)
     evaluate.add_argument("--episodes", type=int, default=1, help="evaluation episodes (default 1)")
     evaluate.add_argument("--seed", type=int, default=12345, help="seed of the evaluation task stream")
     evaluate.add_argument("--log", help="write the per-task assignment log to this parquet file")
+
+    check = sub.add_parser("check", help="a world's conformance suite (PettingZoo API test, RLlib env checker, "
+                                         "determinism, masks, spaces); exit 0 only if it passes")
+    check.add_argument("world_name", metavar="world", help=f"which world: {_world_names()}")
+    check.add_argument("--data-dir", default=os.environ.get("RLCS_DATA_DIR"), help="as for train")
+    check.add_argument("--config", help="experiment YAML whose world section is checked (default: quick config)")
+    check.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="as for train")
+    check.add_argument("--seed", type=int, default=0, help="seed of the checked episodes (default 0)")
+    check.add_argument("--max-steps", type=int, default=2000, help="env steps per checked episode (default 2000)")
 
     report = sub.add_parser("report", help="tables (Markdown, CSV) and plots from a results folder")
     report.add_argument("results", help="a results folder written by `rl-cs train`")
@@ -59,22 +84,38 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _check_world(world: str) -> None:
-    if world not in WORLDS:
-        raise InputError("--world", f"unknown world '{world}'", closest(world, WORLDS))
+def _check_train_flags(args, world: registry.World) -> None:
+    """A flag that does not apply to the world is refused, not ignored."""
+    for flag in registry.TRAIN_FLAGS:
+        if getattr(args, flag, False) and flag not in world.train_flags:
+            applies = [w.name for w in registry.worlds().values() if flag in w.train_flags]
+            raise InputError(f"--{flag.replace('_', '-')}", f"does not apply to world '{world.name}'",
+                             f"it applies to: {', '.join(applies) or 'no world'}; leave it out")
 
 
 def run(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.command == "list":
+        from rl_cs.listing import print_listing
+        return print_listing(args.world)
     if args.command == "report":
         from rl_cs.report.dispatch import report
         return report(Path(args.results), Path(args.out) if args.out else None)
-    _check_world(args.world)
-    if args.world == "sensing":
-        from rl_cs.experiment import sensing as world_commands
-    else:
-        from rl_cs.experiment import csc as world_commands
-    return getattr(world_commands, args.command)(args)
+    if args.command == "check":
+        from rl_cs.check import check
+        return check(args)
+    world = registry.get_world(args.world)
+    if args.command == "train":
+        require(args.seeds is None or args.seeds >= 1, "--seeds", f"must be >= 1, got {args.seeds}")
+        _check_train_flags(args, world)
+        if args.method != "all":
+            registry.get_method(args.method, world.name)
+    if args.command == "evaluate":
+        require(args.episodes >= 1, "--episodes", f"must be >= 1, got {args.episodes}")
+        require(args.seed >= 0, "--seed", f"must be >= 0, got {args.seed}")
+    if args.command == "bench":
+        require(args.seconds > 0, "--seconds", f"must be > 0, got {args.seconds}")
+    return getattr(world.command_module(), args.command)(args)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -134,7 +134,7 @@ def test_bad_input_exits_2_with_a_clear_message_and_writes_nothing(args, expecte
 @pytest.mark.parametrize("text, expected", [
     ("wrold: {num_workers: 5}\n", "did you mean 'world'"),
     ("world: {rules: {fare_bse: 3}}\n", "fare_bse"),
-    ("world: {num_workers: many}\n", "expected int"),
+    ("world: {num_workers: many}\n", "expected an integer"),
     ("training: {minibatch_size: 5000, train_batch_size: 100}\n", "minibatch_size"),
     ("world: [1, 2\n", "not valid YAML"),
 ])

@@ -61,7 +61,7 @@ def test_evaluate_writes_the_cell_log(tmp_path, capsys):
     (["--set", "qcota.delta=1.5"], "qcota.delta: delta = 1.5 is outside (0, 1)"),
     (["--set", "qcota.dleta=0.9"], "did you mean 'delta'"),
     (["--data-dir", "MISSING"], "does not exist"),
-    (["--config", "no-such.yaml"], "no such file"),
+    (["--config", "no-such.yaml"], "config file not found"),
 ])
 def test_bad_input_exits_2_and_writes_nothing(tmp_path, capsys, argv, message):
     argv = [a.replace("MISSING", str(tmp_path / "missing")) for a in argv]

@@ -45,7 +45,7 @@ def test_unknown_key_suggests_the_nearest(tmp_path):
     path.write_text("qcota:\n  betta: 0.4\n")
     with pytest.raises(InputError) as error:
         load_config(str(path))
-    assert error.value.where == "qcota.betta" and "did you mean 'beta'" in str(error.value)
+    assert error.value.where == f"{path}: qcota.betta" and "did you mean 'beta'" in str(error.value)
     with pytest.raises(InputError, match="did you mean 'grid'"):
         load_config(None, ["gird.seeds=2"])
 
@@ -61,7 +61,8 @@ def test_unknown_key_suggests_the_nearest(tmp_path):
 def test_bad_values_name_the_field(override, where, text):
     with pytest.raises(InputError) as error:
         load_config(None, [override])
-    assert error.value.where == where and text in str(error.value)
+    assert error.value.where.startswith(f"--set {override}") and error.value.where.endswith(where)
+    assert text in str(error.value)
 
 
 def test_overrides_and_seeds():

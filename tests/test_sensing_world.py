@@ -115,10 +115,14 @@ def test_rllib_view_has_per_participant_spaces_and_ends_by_truncation():
     assert observations["participant_0"][(0 + 3) % 10] == 1.0  # moved to its last cell
 
 
-def test_register_makes_the_world_known_to_ray():
+def test_register_makes_every_world_known_to_ray():
     from ray.tune.registry import ENV_CREATOR, _global_registry
 
-    from envs.sensing import register
+    from envs import register
+    from rl_cs.registry import worlds
 
     register()
-    assert _global_registry.contains(ENV_CREATOR, "sensing")
+    for name in worlds():
+        assert _global_registry.contains(ENV_CREATOR, name)
+    env = _global_registry.get(ENV_CREATOR, "sensing")({"world": {"num_participants": 3}})
+    assert len(env.possible_agents) == 3  # a plain-dict env_config, as Tune passes it

@@ -1,9 +1,10 @@
 """Experiment YAML -> typed, validated config, before any Ray object is built.
 
 A YAML file mirrors ``ExperimentConfig`` one to one: top-level sections ``experiment``, ``world``,
-``training``, ``model``, ``evaluation``, the reward-shaping methods' ``cafe``, ``ices``, ``relara``
-(rl_cs.experiment.shaping_config) and an optional ``grid`` of dotted world fields to sweep.
-Unknown keys fail with the file, the field and the nearest valid name.
+``training``, ``model``, ``evaluation``, one section per method config registered for the world
+(rl_cs.methods: ``cafe``, ``ices``, ``relara``) and an optional ``grid`` of dotted world fields to sweep.
+Loading is rl_cs.config's, shared by every world: unknown keys fail with the file, the field and the
+nearest valid name.
 """
 
 from __future__ import annotations
@@ -11,15 +12,12 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
-
-import yaml
 
 from envs.csc_config import CSCConfig
 from envs.csc_observation import ObsLayout
-from rl_cs.config import from_dict
-from rl_cs.errors import InputError, closest, require
-from rl_cs.experiment.shaping_config import CAFESettings, ICESSettings, ReLaraSettings
+from rl_cs.config import load_config, with_override
+from rl_cs.errors import require
+from rl_cs.registry import resolve, sections_for
 
 QUICK_CONFIG = Path(__file__).resolve().parents[2] / "tune_configs" / "csc_quick.yaml"
 
@@ -134,80 +132,62 @@ class EvaluationSettings:
         require(self.episodes >= 1, f"{where}.episodes", "must be >= 1")
 
 
-@dataclass(frozen=True)
-class ExperimentConfig:
-    experiment: RunSettings = field(default_factory=RunSettings)
-    world: CSCConfig = field(default_factory=CSCConfig)
-    training: TrainingSettings = field(default_factory=TrainingSettings)
-    model: ModelSettings = field(default_factory=ModelSettings)
-    evaluation: EvaluationSettings = field(default_factory=EvaluationSettings)
-    cafe: CAFESettings = field(default_factory=CAFESettings)
-    ices: ICESSettings = field(default_factory=ICESSettings)
-    relara: ReLaraSettings = field(default_factory=ReLaraSettings)
-    grid: dict = field(default_factory=dict)
-    """Dotted world fields to sweep, e.g. {world.num_tasks: [50, 100]}; one trial per combination and seed."""
-
-    def validate(self, where: str) -> "ExperimentConfig":
-        self.experiment.validate(f"{where}: experiment")
-        self.world.validate(f"{where}: world")
-        self.training.validate(f"{where}: training")
-        self.model.validate(f"{where}: model")
-        self.evaluation.validate(f"{where}: evaluation")
-        self.cafe.validate(f"{where}: cafe", self.policy_model_config())
-        self.ices.validate(f"{where}: ices")
-        self.relara.validate(f"{where}: relara")
-        for key, values in self.grid.items():
-            require(isinstance(values, list) and values, f"{where}: grid.{key}", "must be a non-empty list")
-            for value in values:  # every grid point must itself be a valid world
-                with_override(self, key, value, f"{where}: grid").world.validate(f"{where}: grid.{key}={value}")
-        return self
-
-    def policy_model_config(self) -> dict:
-        """model_config of the attention actor-critic (policies.attention) for this world and model."""
-        w = self.world
-        layout = ObsLayout(w.num_optional_tasks, w.num_near_tasks, w.num_near_workers, w.num_idle_workers)
-        return {"layout": layout.to_dict(), **vars(self.model)}
+def experiment_config_class(world: str, world_config: type, name: str) -> type:
+    """The experiment dataclass of an RLlib world: the shared sections (experiment, training, model,
+    evaluation, grid), the world's own config as ``world``, and one top-level section per method config
+    registered for that world (``cafe``, ``ices``, ... from rl_cs.methods): a method's settings are defined
+    once, by the method, and a YAML mirrors this class one to one."""
+    sections = [(section, resolve(reference), field(default_factory=resolve(reference)))
+                for section, reference in sections_for(world).items()]
+    fields = [
+        ("experiment", RunSettings, field(default_factory=RunSettings)),
+        ("world", world_config, field(default_factory=world_config)),
+        ("training", TrainingSettings, field(default_factory=TrainingSettings)),
+        ("model", ModelSettings, field(default_factory=ModelSettings)),
+        ("evaluation", EvaluationSettings, field(default_factory=EvaluationSettings)),
+        *sections,
+        ("grid", dict, field(default_factory=dict)),
+    ]
+    cls = dataclasses.make_dataclass(name, fields, frozen=True, namespace={
+        "world_name": world, "__doc__": f"One `rl-cs train` experiment on the {world} world (a YAML in tune_configs/).",
+        "validate": _validate, "policy_model_config": _policy_model_config, "method_sections": tuple(
+            name for name, _, _ in sections)})
+    cls.__module__ = __name__  # pickled by reference (Ray ships configs to trials): define it at module level
+    return cls
 
 
-def with_override(config: ExperimentConfig, dotted: str, value: Any, where: str) -> ExperimentConfig:
-    """A copy of ``config`` with one dotted field replaced (``world.rules.deadline_minutes``)."""
-    head, _, rest = dotted.partition(".")
-    return _replace(config, head, rest, value, where)
+def _validate(self, where: str):
+    self.experiment.validate(f"{where}: experiment")
+    self.world.validate(f"{where}: world")
+    self.training.validate(f"{where}: training")
+    self.model.validate(f"{where}: model")
+    self.evaluation.validate(f"{where}: evaluation")
+    for section in self.method_sections:
+        settings = getattr(self, section)
+        if section == "cafe":  # theta^l's layer names are checked against the policy network itself
+            settings.validate(f"{where}: {section}", self.policy_model_config())
+        else:
+            settings.validate(f"{where}: {section}")
+    for key, values in self.grid.items():
+        require(isinstance(values, list) and values, f"{where}: grid.{key}", "must be a non-empty list",
+                f"e.g. grid: {{{key}: [a, b]}}")
+        require(key.startswith("world."), f"{where}: grid.{key}", "only world fields can be swept",
+                "e.g. world.num_tasks")
+        for value in values:  # every grid point must itself be a valid world
+            with_override(self, key, value, f"{where}: grid").world.validate(f"{where}: grid.{key}={value}")
+    return self
 
 
-def _replace(obj: Any, head: str, rest: str, value: Any, where: str) -> Any:
-    names = [f.name for f in dataclasses.fields(obj)]
-    if head not in names:
-        raise InputError(f"{where}.{head}", "unknown field", closest(head, names))
-    current = getattr(obj, head)
-    if rest:
-        require(dataclasses.is_dataclass(current), f"{where}.{head}", f"has no field '{rest}'")
-        nested = _replace(current, *rest.partition(".")[::2], value, f"{where}.{head}")
-        return dataclasses.replace(obj, **{head: nested})
-    return from_dict(type(obj), {**_shallow(obj), head: value}, where)
+def _policy_model_config(self) -> dict:
+    """model_config of the attention actor-critic (policies.attention) for this world and model."""
+    w = self.world
+    layout = ObsLayout(w.num_optional_tasks, w.num_near_tasks, w.num_near_workers, w.num_idle_workers)
+    return {"layout": layout.to_dict(), **vars(self.model)}
 
 
-def _shallow(obj: Any) -> dict:
-    return {f.name: getattr(obj, f.name) for f in dataclasses.fields(obj)}
-
-
-def parse_value(text: str) -> Any:
-    """A --set value as YAML (numbers, booleans, lists) so `--set world.num_workers=50` gives an int."""
-    return yaml.safe_load(text)
+ExperimentConfig = experiment_config_class("csc", CSCConfig, "ExperimentConfig")
 
 
 def load_experiment(path: str | Path | None, overrides: list[str] = ()) -> ExperimentConfig:
-    """Read, override (``--set key=value``) and validate an experiment YAML; errors name the file."""
-    path = Path(path) if path else QUICK_CONFIG
-    require(path.is_file(), str(path), "config file not found", "give an existing YAML, e.g. tune_configs/csc_quick.yaml")
-    try:
-        data = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as error:
-        raise InputError(str(path), f"not valid YAML: {error}") from None
-    where = str(path)
-    config = from_dict(ExperimentConfig, data, where)
-    for item in overrides:
-        key, sep, text = item.partition("=")
-        require(bool(sep), f"--set {item}", "expected KEY=VALUE", "e.g. --set world.num_workers=50")
-        config = with_override(config, key.strip(), parse_value(text), "--set")
-    return config.validate(where)
+    """Read, override (``--set key=value``) and validate a CSC experiment YAML (default: the quick config)."""
+    return load_config(ExperimentConfig, path, overrides, default=QUICK_CONFIG)

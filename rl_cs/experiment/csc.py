@@ -22,7 +22,7 @@ from rl_cs import evaluation
 from rl_cs.atomic import write_frame, write_json
 from rl_cs.evaluation import load_actor
 from rl_cs.experiment.config import ExperimentConfig, load_experiment
-from rl_cs.experiment.methods import METHODS, Method, get_method
+from rl_cs.registry import Method, get_method, methods
 from rl_cs.experiment.tune_runner import METADATA, experiment_folder, run_tuner
 
 METRIC = "env_runners/revenue"
@@ -36,7 +36,7 @@ def heuristic_trainable(config: dict) -> None:
 
     from rl_cs.evaluation import run_episode
 
-    env, actor = CSCEnv(config["env_config"]), METHODS[config["method"]].heuristic()
+    env, actor = CSCEnv(config["env_config"]), methods()[config["method"]].make_heuristic()
     for iteration in range(config["iterations"]):
         metrics = run_episode(env, actor, seed=config["seed"] * 100_003 + iteration)
         tune.report({"env_runners": metrics})
@@ -88,7 +88,8 @@ def _methods_to_run(args) -> list[Method]:
     config = load_experiment(args.config, args.set)
     require(bool(config.experiment.methods), "experiment.methods", "`train all` needs a list of methods",
             "add e.g. methods: [greedy, ippo] to the YAML")
-    return [get_method(name) for name in config.experiment.methods]
+    where = f"{args.config or 'quick config'}: experiment.methods"
+    return [get_method(name, "csc", where=where) for name in config.experiment.methods]
 
 
 def _train_one(args, method: Method) -> int:
@@ -113,7 +114,7 @@ def _train_one(args, method: Method) -> int:
 
         envs.register()
         trainable = PPO
-        param_space = method.build(config, _grid_env_config(config, base_env), tune.grid_search(seeds))
+        param_space = method.build_algorithm(config, _grid_env_config(config, base_env), tune.grid_search(seeds))
     else:
         trainable = heuristic_trainable
         param_space = {"method": method.name, "env_config": _grid_env_config(config, base_env),
@@ -174,16 +175,21 @@ def evaluate_trials(folder: Path, method: Method, settings) -> None:
                 continue
             actor = load_actor(str(checkpoints[-1]), settings.deterministic)
         else:
-            actor = method.heuristic()
+            actor = method.make_heuristic()
         write_json(trial / HELDOUT, heldout_metrics(trial, actor, settings))
 
 
 def compare(trial: Path, settings, name: str) -> pd.DataFrame:
     """A trial's held-out figures (already in heldout.json) next to Greedy's on the same episodes."""
     trained = json.loads((trial / HELDOUT).read_text())
-    greedy = heldout_metrics(trial, METHODS["greedy"].heuristic(), settings)
+    greedy = heldout_metrics(trial, get_method("greedy").make_heuristic(), settings)
     return pd.DataFrame([{"method": name, **{key: trained[key] for key in SHOWN}},
                          {"method": "greedy", **{key: greedy[key] for key in SHOWN}}])
+
+
+def make_env(config: ExperimentConfig, data_dir: str | None = None) -> CSCEnv:
+    """The configured world (for `rl-cs check`): the scenario is loaded, cached and validated here."""
+    return CSCEnv(env_config(config.world, data_dir))
 
 
 def evaluate(args) -> int:

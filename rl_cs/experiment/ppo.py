@@ -55,7 +55,7 @@ def ppo_config(config: ExperimentConfig, env_config: dict, seed=None) -> PPOConf
     t = config.training
     return (
         PPOConfig()
-        .environment("csc", env_config={**env_config, "torch_threads": t.torch_threads}, disable_env_checking=True)
+        .environment(type(config).world_name, env_config={**env_config, "torch_threads": t.torch_threads}, disable_env_checking=True)
         .multi_agent(policies={SHARED_MODULE}, policy_mapping_fn=shared_module)
         .rl_module(rl_module_spec=MultiRLModuleSpec(rl_module_specs={SHARED_MODULE: module_spec(config)}))
         .env_runners(env_runner_cls=PerModuleMetricsEnvRunner, num_env_runners=t.num_env_runners, num_envs_per_env_runner=t.num_envs_per_env_runner,

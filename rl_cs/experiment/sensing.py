@@ -19,20 +19,23 @@ import numpy as np
 import pandas as pd
 
 from envs.sensing import SensingWorld, run_online
+from envs.sensing_rllib import SensingMultiAgentEnv, env_config, load_sensing_field
 from policies.qcota.schemes import DISPLAY_NAMES, SCHEMES, make_scheme
 from rl_cs.atomic import write_atomically
-from rl_cs.data.sensing_field import SensingField, synthetic_field
+from rl_cs.data.sensing_field import SensingField
 from rl_cs.errors import closest, require
 from rl_cs.experiment.sensing_config import SensingExperimentConfig, load_config, to_dict
+from rl_cs.experiment.tune_runner import experiment_folder, writable_parent
 
 
 def load_field(data_dir: str | None, config: SensingExperimentConfig) -> SensingField:
     """The Piemonte data from ``--data-dir`` (or RLCS_DATA_DIR), else the embedded synthetic field."""
-    if data_dir:
-        from rl_cs.data.piemonte import load_piemonte
+    return load_sensing_field(data_dir, config.synthetic)
 
-        return load_piemonte(data_dir)
-    return synthetic_field(config.synthetic)
+
+def make_env(config: SensingExperimentConfig, data_dir: str | None = None) -> SensingMultiAgentEnv:
+    """The RLlib view of the configured world (for `rl-cs check` and RLlib users)."""
+    return SensingMultiAgentEnv(env_config(config.world, data_dir, config.synthetic))
 
 
 def check_grid(sensing_field: SensingField, config: SensingExperimentConfig) -> None:
@@ -55,12 +58,13 @@ def train(args: argparse.Namespace) -> int:
         config = dataclasses.replace(config, grid=dataclasses.replace(config.grid, schemes=(args.method,)))
     sensing_field = load_field(args.data_dir, config)
     check_grid(sensing_field, config)
-    out = Path(args.results_dir) / (args.name or f"{args.method}-sensing")
+    out = experiment_folder(args.results_dir, args.name or f"{args.method}-sensing", resume=False)
+    writable_parent(out)
     start = time.perf_counter()
     if config.sweep.space:
         from rl_cs.experiment.sensing_tune import sweep
 
-        out.mkdir(parents=True, exist_ok=True)
+        out.mkdir(parents=True)
         table = sweep(sensing_field, config, out)
         write_atomically(out / "sweep.csv", lambda p: table.to_csv(p, index=False))
         _write_json(out, {"world": "sensing", "kind": "sweep", "method": args.method, "data": sensing_field.source,
@@ -74,7 +78,9 @@ def train(args: argparse.Namespace) -> int:
 
     runs, cycles = run_grid(sensing_field, config, config.grid.attribute_order)
     finished = time.perf_counter()
-    out.mkdir(parents=True, exist_ok=True)
+    require(not out.exists(), str(out), "appeared while the grid ran (another run of the same name?)",
+            "choose another --name; nothing was overwritten")
+    out.mkdir(parents=True)
     write_atomically(out / "runs.csv", lambda p: runs.to_csv(p, index=False))
     write_atomically(out / "cycles.parquet", lambda p: cycles.to_parquet(p, index=False))
     if calibration is not None:

@@ -7,20 +7,17 @@ nearest valid one); ``--set section.key=value`` overrides one field.
 from __future__ import annotations
 
 import dataclasses
-import types
-import typing
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
-
-import yaml
 
 from envs.inference import METHODS
 from envs.sensing import ERROR_CELLS, NORMALISATIONS, SensingWorldConfig
 from policies.qcota.config import QcotaConfig
 from policies.qcota.schemes import SCHEMES
 from rl_cs.data.sensing_field import PAPER_ATTRIBUTES, SyntheticFieldConfig
-from rl_cs.errors import InputError, closest, require
+from rl_cs.config import from_dict, to_dict
+from rl_cs.config import load_config as load_yaml_config
+from rl_cs.errors import closest, require
 
 
 @dataclass(frozen=True)
@@ -127,73 +124,27 @@ class SensingExperimentConfig:
     sweep: SweepConfig = field(default_factory=SweepConfig)
     """Optional Ray Tune sweep."""
 
-    def validate(self) -> None:
-        self.world.validate("world")
-        self.qcota.validate("qcota")
-        self.grid.validate("grid")
-        self.calibration.validate("calibration")
+    def validate(self, where: str = "") -> "SensingExperimentConfig":
+        prefix = f"{where}: " if where else ""
+        self.world.validate(f"{prefix}world")
+        self.qcota.validate(f"{prefix}qcota")
+        self.grid.validate(f"{prefix}grid")
+        self.calibration.validate(f"{prefix}calibration")
         self.synthetic.validate()
-        self.sweep.validate("sweep")
+        self.sweep.validate(f"{prefix}sweep")
+        data = to_dict(self)
         for key in self.sweep.space:
-            set_field(to_dict(self), key, None)
+            set_field(data, key, None, f"{prefix}sweep.space")
+        return self
 
 
-def to_dict(config: Any) -> Any:
-    """Plain YAML/JSON-able data (tuples as lists)."""
-    if dataclasses.is_dataclass(config):
-        return {f.name: to_dict(getattr(config, f.name)) for f in dataclasses.fields(config)}
-    if isinstance(config, dict):
-        return {k: to_dict(v) for k, v in config.items()}
-    if isinstance(config, (tuple, list)):
-        return [to_dict(v) for v in config]
-    return config
-
-
-def build(cls: type, data: Any, where: str) -> Any:
-    """The dataclass ``cls`` from plain data; unknown keys and wrong types are InputErrors naming the field."""
-    require(isinstance(data, dict), where, f"expected a mapping, got {type(data).__name__}",
-            "write 'key: value' lines")
-    hints = typing.get_type_hints(cls)
-    names = [f.name for f in dataclasses.fields(cls)]
-    for key in data:
-        require(key in names, f"{where}.{key}" if where else key, "unknown key", closest(str(key), names))
-    return cls(**{key: _coerce(value, hints[key], f"{where}.{key}" if where else key) for key, value in data.items()})
-
-
-def _coerce(value: Any, hint: Any, where: str) -> Any:
-    origin, args = typing.get_origin(hint), typing.get_args(hint)
-    if dataclasses.is_dataclass(hint):
-        return build(hint, value, where)
-    if origin is tuple:
-        require(isinstance(value, (list, tuple)), where, f"expected a list, got {value!r}", "write [a, b, ...]")
-        return tuple(_coerce(item, args[0], where) for item in value)
-    if origin is dict:
-        require(isinstance(value, dict), where, f"expected a mapping, got {value!r}", "write key: value lines")
-        return {str(k): _coerce(v, args[1], f"{where}.{k}") for k, v in value.items()}
-    if origin is list:
-        require(isinstance(value, list), where, f"expected a list, got {value!r}", "write [a, b, ...]")
-        return list(value)
-    if origin in (typing.Union, types.UnionType):
-        return value
-    if hint is bool:
-        require(isinstance(value, bool), where, f"expected true/false, got {value!r}")
-    elif hint is int:
-        require(isinstance(value, int) and not isinstance(value, bool), where, f"expected an integer, got {value!r}")
-    elif hint is float:
-        require(isinstance(value, (int, float)) and not isinstance(value, bool), where,
-                f"expected a number, got {value!r}")
-        return float(value)
-    elif hint is str:
-        require(isinstance(value, str), where, f"expected text, got {value!r}")
-    return value
-
-
-def set_field(data: dict, dotted: str, value: Any) -> None:
+def set_field(data: dict, dotted: str, value: Any, where: str = "") -> None:
     """Set ``data[a][b][c] = value`` for 'a.b.c'; InputError naming an unknown part."""
     parts = dotted.split(".")
     node = data
     for depth, part in enumerate(parts):
-        require(isinstance(node, dict) and part in node, ".".join(parts[:depth + 1]), "unknown key",
+        require(isinstance(node, dict) and part in node, f"{where}: {'.'.join(parts[:depth + 1])}" if where
+                else ".".join(parts[:depth + 1]), "unknown key",
                 closest(part, node.keys() if isinstance(node, dict) else []))
         if depth == len(parts) - 1:
             node[part] = value
@@ -201,32 +152,15 @@ def set_field(data: dict, dotted: str, value: Any) -> None:
             node = node[part]
 
 
+def build(cls: type, data: Any, where: str) -> Any:
+    """The dataclass ``cls`` from plain data (rl_cs.config.from_dict, the one loader of every world)."""
+    return from_dict(cls, data, where)
+
+
 def load_config(path: str | None, overrides: list[str] = (), seeds: int | None = None) -> SensingExperimentConfig:
-    """Defaults, then the YAML file's fields, then each ``KEY=VALUE`` override; validated."""
-    data = to_dict(SensingExperimentConfig())
-    if path:
-        file = Path(path)
-        require(file.is_file(), "--config", f"no such file {file}", "see tune_configs/qcota_*.yaml")
-        try:
-            loaded = yaml.safe_load(file.read_text()) or {}
-        except yaml.YAMLError as error:
-            raise InputError(str(file), f"not valid YAML: {error}", "fix the syntax") from None
-        build(SensingExperimentConfig, loaded, "")
-        _merge(data, loaded)
-    for override in overrides:
-        key, sep, text = override.partition("=")
-        require(bool(sep), "--set", f"'{override}' is not KEY=VALUE", "e.g. --set qcota.beta=0.5")
-        set_field(data, key.strip(), yaml.safe_load(text))
+    """Defaults, then the YAML file's fields, then each ``KEY=VALUE`` override; validated (rl_cs.config)."""
+    config = load_yaml_config(SensingExperimentConfig, path, overrides)
     if seeds is not None:
-        data["grid"]["seeds"] = seeds
-    config = build(SensingExperimentConfig, data, "")
-    config.validate()
+        require(seeds >= 1, "--seeds", f"{seeds} < 1", "use at least one seed")
+        config = dataclasses.replace(config, grid=dataclasses.replace(config.grid, seeds=seeds)).validate("--seeds")
     return config
-
-
-def _merge(base: dict, update: dict) -> None:
-    for key, value in update.items():
-        if isinstance(value, dict) and isinstance(base.get(key), dict) and key not in ("orders", "space"):
-            _merge(base[key], value)
-        else:
-            base[key] = value

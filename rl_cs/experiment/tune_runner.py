@@ -28,15 +28,33 @@ def start_ray() -> None:
         ray.init(include_dashboard=False, log_to_driver=False, configure_logging=False)
 
 
+def writable_parent(folder: Path, where: str = "--results-dir") -> None:
+    """``folder`` can be created: its nearest existing ancestor is a writable directory (checked before any
+    work, so a bad results folder never costs a finished computation)."""
+    ancestor = folder.parent
+    while not ancestor.exists():
+        ancestor = ancestor.parent
+    require(ancestor.is_dir(), where, f"{ancestor} is a file, not a folder", "give a folder path")
+    require(os.access(ancestor, os.W_OK | os.X_OK) and not str(ancestor).startswith("/proc"), where,
+            f"cannot write in {ancestor}", "give a folder you can write to")
+
+
 def experiment_folder(results_dir: str, name: str, resume: bool) -> Path:
-    """The experiment's folder; refuses to mix a new run into an old one, or to resume nothing."""
-    folder = Path(results_dir).resolve() / name
+    """The experiment's folder, the same rule for every world: a new run never overwrites or mixes into an
+    existing folder, ``--resume`` needs one to continue, and the place must be writable."""
+    require(bool(name) and name.strip("/.") != "" and ".." not in Path(name).parts, "--name",
+            f"'{name}' is not a usable experiment name", "use letters, digits, - and _")
+    base = Path(results_dir)
+    require(not base.exists() or base.is_dir(), "--results-dir", f"{base} is a file, not a folder",
+            "give a folder path")
+    folder = base.resolve() / name
     if resume:
         require(folder.is_dir() and (folder / METADATA).exists(), "--resume",
                 f"no experiment to resume at {folder}", "run it once without --resume, or check --name")
     else:
         require(not folder.exists(), "--name", f"experiment folder {folder} already exists",
-                "pass --resume to continue it, or choose another --name")
+                "pass --resume to continue it (where the world supports it), or choose another --name")
+        writable_parent(folder)
     return folder
 
 

@@ -1,11 +1,12 @@
-"""`rl-cs report`: pick the world's report from the results folder's experiment.json."""
+"""`rl-cs report`: pick the world's report (rl_cs.worlds) from the results folder's experiment.json."""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
 
-from rl_cs.errors import InputError, closest, require
+from rl_cs import registry
+from rl_cs.errors import InputError, require
 
 METADATA = "experiment.json"
 
@@ -21,19 +22,20 @@ def find_metadata(results: Path) -> list[Path]:
     return found
 
 
+def read_metadata(path: Path) -> dict:
+    """experiment.json as a mapping; anything else (not UTF-8, not JSON, a list, no 'world') is an InputError."""
+    try:
+        data = json.loads(path.read_bytes().decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise InputError(str(path), f"unreadable experiment metadata ({error})",
+                         "it is written by `rl-cs train`; rerun the experiment") from None
+    require(isinstance(data, dict) and isinstance(data.get("world"), str), str(path),
+            "experiment metadata without a 'world' entry", "it is written by `rl-cs train`; rerun the experiment")
+    return data
+
+
 def report(results: Path, out: Path | None = None) -> int:
-    worlds = set()
-    for path in find_metadata(results):
-        try:
-            worlds.add(json.loads(path.read_text())["world"])
-        except (json.JSONDecodeError, KeyError) as error:
-            raise InputError(str(path), f"unreadable experiment metadata ({error})") from None
+    worlds = {read_metadata(path)["world"] for path in find_metadata(results)}
     require(len(worlds) == 1, str(results), f"mixes worlds {sorted(worlds)}", "report one world at a time")
-    world = worlds.pop()
-    if world == "sensing":
-        from rl_cs.report.sensing import report as world_report
-    elif world == "csc":
-        from rl_cs.report.csc import report as world_report
-    else:
-        raise InputError(str(results), f"unknown world '{world}'", closest(world, ["csc", "sensing"]))
-    return world_report(results, out)
+    world = registry.get_world(worlds.pop(), where=str(results / METADATA))
+    return registry.resolve(world.report)(results, out)
