@@ -22,7 +22,7 @@ that methods which never read them do not pay for them.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from functools import lru_cache
 from pathlib import Path
 
@@ -32,6 +32,7 @@ from ray.rllib.env.multi_agent_env import MultiAgentEnv
 
 from envs.csc_config import CSCConfig
 from envs.csc_observation import STATE_FEATURES, ObsLayout, nearest_rows
+from envs.csc_view import DecisionView, frozen
 from rl_cs.config import from_dict, to_dict
 from rl_cs.data.scenario import Scenario, load_scenario
 from rl_cs.data.tasks import NUM_SKILLS, TaskPool, payment, sample_worker_skills
@@ -322,6 +323,21 @@ class CSCEnv(MultiAgentEnv):
         self._decider_row = {worker_id(w): row for row, w in enumerate(self._deciders)}
         return self._deciders
 
+    def decision_view(self) -> DecisionView:
+        """A read-only snapshot of the current decision step for planners (envs.csc_view): the deciders of
+        the last ``reset``/``step`` in observation order, their option slots, and the task and worker state
+        the heuristics plan with. Taking it changes nothing in the world."""
+        t = self.tasks
+        option_task = (np.where(self._option_mask, self._open[self._option_index], -1) if len(self._open)
+                       else np.full(self._option_index.shape, -1, dtype=np.int64))
+        return DecisionView(
+            time=float(self.time), config=self.config, expected=frozen(t.expected), deadline=frozen(t.deadline),
+            rho_max=frozen(t.rho_max), zeta=float(t.zeta), remaining=frozen(self.remaining),
+            worker_state=frozen(self.w_state), worker_task=frozen(self.w_task), worker_arrival=frozen(self.w_arrive),
+            deciders=frozen(self._deciders), agents=tuple(worker_id(w) for w in self._deciders),
+            option_task=frozen(option_task), option_mask=frozen(self._option_mask),
+            option_road=frozen(self._option_road))
+
     def worker_xy(self) -> np.ndarray:
         """Current positions; travelling workers are placed on the straight line by elapsed time."""
         target = self.scenario.city.node_xy[self.w_node]
@@ -437,6 +453,14 @@ class CSCEnv(MultiAgentEnv):
                 for row, w in enumerate(deciders)}
 
     # ------------------------------------------------------------------ metrics
+    def episode_log(self) -> list[dict]:
+        """The episode's assignment log: one record per completed task (task, workers, work, start, finish,
+        payment) with its t_e, t_d, skill and rho_max."""
+        t = self.tasks
+        return [{**asdict(entry), "expected": float(t.expected[entry.task]), "deadline": float(t.deadline[entry.task]),
+                 "skill": int(t.skill[entry.task]), "rho_max": float(t.rho_max[entry.task])}
+                for entry in self.stats.log]
+
     def episode_metrics(self) -> dict[str, float]:
         """Business metrics of the episode so far (CAFE §5: revenue; plus completion, lateness, travel)."""
         s = self.stats

@@ -219,6 +219,13 @@ class Trajectory:
     error_cells: str
     """Which per-attribute error Eq. 15 uses ('all' or 'unsensed')."""
 
+    @classmethod
+    def from_outcomes(cls, outcomes: list, world: "SensingWorld") -> "Trajectory":
+        """The trajectory of the cycles ``outcomes`` (CycleOutcome, in order) of ``world``."""
+        return cls(np.stack([o.cells for o in outcomes]), np.stack([o.cost_km for o in outcomes]),
+                   np.stack([o.mae_all for o in outcomes]), np.stack([o.mae_unsensed for o in outcomes]),
+                   np.array([o.epsilon for o in outcomes]), world.scale, world.config.error_cells)
+
     @property
     def aggregated_error(self) -> float:
         """epsilon of Eq. 15: sum over attributes of Gamma_a(mean over cycles and cells of SE)."""
@@ -242,7 +249,5 @@ def run_online(world: SensingWorld, act: Callable[[SensingObservation], np.ndarr
     while not world.done:
         outcomes.append(world.step(act(observation)))
         observation = world.observation()
-    return Trajectory(np.stack([o.cells for o in outcomes]), np.stack([o.cost_km for o in outcomes]),
-                      np.stack([o.mae_all for o in outcomes]), np.stack([o.mae_unsensed for o in outcomes]),
-                      np.array([o.epsilon for o in outcomes]), world.scale, world.config.error_cells)
+    return Trajectory.from_outcomes(outcomes, world)
 

@@ -13,7 +13,7 @@ import gymnasium as gym
 import numpy as np
 from ray.rllib.env.multi_agent_env import MultiAgentEnv
 
-from envs.sensing import SensingWorld, SensingWorldConfig
+from envs.sensing import SensingObservation, SensingWorld, SensingWorldConfig, Trajectory
 from rl_cs.config import from_dict, to_dict
 from rl_cs.data.sensing_field import SyntheticFieldConfig, synthetic_field
 
@@ -51,17 +51,24 @@ class SensingMultiAgentEnv(MultiAgentEnv):
         self.observation_spaces = {agent: space for agent in self.possible_agents}
         self.action_spaces = {agent: gym.spaces.Discrete(cells) for agent in self.possible_agents}
         self._rng = np.random.default_rng()
+        self._outcomes: list = []
 
     def reset(self, *, seed=None, options=None):
+        """A seeded reset starts the world exactly as ``run_online(world, act, seed)`` does, so a scheme
+        scores the same through this env as on the plain loop."""
         if seed is not None:
             self._rng = np.random.default_rng(seed)
-        self.world.reset(int(self._rng.integers(2 ** 31)))
+            self.world.reset(seed)
+        else:
+            self.world.reset(int(self._rng.integers(2 ** 31)))
+        self._outcomes = []
         self._sensed = np.zeros(self.world.num_cells, dtype=np.float32)
         return self._observations(), {agent: {} for agent in self.agents}
 
     def step(self, action_dict):
         cells = np.array([int(action_dict[agent]) for agent in self.possible_agents])
         outcome = self.world.step(cells)
+        self._outcomes.append(outcome)
         self._sensed = np.zeros(self.world.num_cells, dtype=np.float32)
         self._sensed[cells] = 1.0
         penalty = outcome.epsilon + self.world.config.cost_weight * outcome.cost_km / self.mean_distance
@@ -72,6 +79,24 @@ class SensingMultiAgentEnv(MultiAgentEnv):
         terminateds = {agent: False for agent in self.possible_agents} | {"__all__": False}
         truncateds = {agent: done for agent in self.possible_agents} | {"__all__": done}
         return self._observations(), rewards, terminateds, truncateds, infos
+
+    def decision_view(self) -> SensingObservation:
+        """What a planner sees at this cycle (the world's SensingObservation: positions, IS/CS history,
+        distances): read-only by construction (copies and slices of the world's history)."""
+        return self.world.observation()
+
+    def episode_metrics(self) -> dict[str, float]:
+        """The paper's metrics over the cycles so far: epsilon (Eq. 15) and the average travel cost (Eq. 16)."""
+        if not self._outcomes:
+            return {"error": float("nan"), "cost_km": 0.0, "cycles": 0.0}
+        trajectory = Trajectory.from_outcomes(self._outcomes, self.world)
+        return {"error": trajectory.aggregated_error, "cost_km": trajectory.average_cost,
+                "cycles": float(len(self._outcomes))}
+
+    def episode_log(self) -> list[dict]:
+        """One record per cycle and participant: the cell sensed and the distance travelled to it."""
+        return [{"cycle": y, "participant": p, "cell": int(cell), "cost_km": float(outcome.cost_km[p])}
+                for y, outcome in enumerate(self._outcomes) for p, cell in enumerate(outcome.cells)]
 
     def _observations(self) -> dict:
         world = self.world

@@ -1,15 +1,31 @@
 """Heuristic baselines that act on the CSC world through the same evaluation path as learned policies.
 
-A heuristic is called once per env step with the env and its observation dict and returns an action
-dict, like a trained RLModule would. Heuristics may read the world's state (they are planners, not
-learners); they never change it.
+A heuristic is called once per env step with the world's decision view (envs.csc_view.DecisionView, from
+``CSCEnv.decision_view()``) and the observation dict, and returns an action dict, like a trained RLModule
+would. Heuristics may read the world's state through the view (they are planners, not learners); the view is
+read-only, so they cannot change it.
 """
 
 from __future__ import annotations
 
+from typing import Protocol
+
 import numpy as np
 
-from envs.csc import IDLE, CSCEnv, worker_id
+from envs.csc import IDLE
+from envs.csc_view import DecisionView
+
+
+class Actor(Protocol):
+    """Anything the evaluation path (rl_cs.evaluation) can run: heuristics and trained modules."""
+
+    name: str
+
+    def reset(self, seed: int | None) -> None:
+        """Called at the start of every evaluation episode."""
+
+    def act(self, view: DecisionView, obs: dict) -> dict:
+        """The action of every agent in ``obs`` (the deciders of ``view``)."""
 
 
 class Heuristic:
@@ -18,7 +34,7 @@ class Heuristic:
     def reset(self, seed: int | None) -> None:
         """Called at the start of every evaluation episode."""
 
-    def act(self, env: CSCEnv, obs: dict) -> dict:
+    def act(self, view: DecisionView, obs: dict) -> dict:
         raise NotImplementedError
 
 
@@ -33,25 +49,24 @@ class Greedy(Heuristic):
 
     name = "greedy"
 
-    def act(self, env: CSCEnv, obs: dict) -> dict:
-        c, tasks = env.config, env.tasks
+    def act(self, view: DecisionView, obs: dict) -> dict:
+        c = view.config
         rate = c.work_rate / 60.0
-        target = np.where(env.time < tasks.expected, tasks.expected, tasks.deadline)
-        busy = env.w_state != IDLE
-        usable = np.maximum(0.0, target[env.w_task[busy]] - np.maximum(env.w_arrive[busy], env.time))
-        capacity = np.bincount(env.w_task[busy], weights=rate * usable, minlength=c.num_tasks)
+        target = np.where(view.time < view.expected, view.expected, view.deadline)
+        busy = view.worker_state != IDLE
+        usable = np.maximum(0.0, target[view.worker_task[busy]] - np.maximum(view.worker_arrival[busy], view.time))
+        capacity = np.bincount(view.worker_task[busy], weights=rate * usable, minlength=c.num_tasks)
         actions = {}
-        rows = [env._decider_row[agent] for agent in obs]
-        for row in sorted(rows, key=lambda r: env._option_road[r, 0]):
+        for row in sorted(view.rows(obs), key=lambda r: view.option_road[r, 0]):
             choice = 0
-            for slot in np.flatnonzero(env._option_mask[row]):
-                task = env._open[env._option_index[row, slot]]
-                if capacity[task] < env.remaining[task]:
-                    arrival = env.time + env._option_road[row, slot] / c.speed_mps
+            for slot in np.flatnonzero(view.option_mask[row]):
+                task = view.option_task[row, slot]
+                if capacity[task] < view.remaining[task]:
+                    arrival = view.time + view.option_road[row, slot] / c.speed_mps
                     capacity[task] += rate * max(0.0, target[task] - arrival)
                     choice = slot + 1
                     break
-            actions[worker_id(env._deciders[row])] = choice
+            actions[view.agents[row]] = choice
         return actions
 
 
@@ -63,7 +78,7 @@ class RandomPolicy(Heuristic):
     def reset(self, seed: int | None) -> None:
         self.rng = np.random.default_rng(seed)
 
-    def act(self, env: CSCEnv, obs: dict) -> dict:
-        size = env.layout.num_actions
+    def act(self, view: DecisionView, obs: dict) -> dict:
+        size = view.num_actions
         return {agent: int(self.rng.choice(np.flatnonzero(o[-size:]))) for agent, o in obs.items()}
 

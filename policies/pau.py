@@ -46,7 +46,8 @@ from bisect import insort
 
 import numpy as np
 
-from envs.csc import IDLE, CSCEnv, worker_id
+from envs.csc import IDLE
+from envs.csc_view import DecisionView
 from policies.heuristics import Heuristic
 
 NONE = -1
@@ -294,44 +295,44 @@ class PAU(Heuristic):
         self.rng = np.random.default_rng(seed)
         self.idle_since: np.ndarray | None = None
 
-    def _priority(self, env: CSCEnv, deciders: np.ndarray) -> np.ndarray:
+    def _priority(self, view: DecisionView, deciders: np.ndarray) -> np.ndarray:
         """Order of ``deciders``: by when they became idle (first seen idle by this planner), then index."""
-        if self.idle_since is None or len(self.idle_since) != env.config.num_workers:
-            self.idle_since = np.full(env.config.num_workers, np.nan)
-        self.idle_since[env.w_state != IDLE] = np.nan
+        if self.idle_since is None or len(self.idle_since) != view.config.num_workers:
+            self.idle_since = np.full(view.config.num_workers, np.nan)
+        self.idle_since[view.worker_state != IDLE] = np.nan
         fresh = deciders[np.isnan(self.idle_since[deciders])]
-        self.idle_since[fresh] = env.time
+        self.idle_since[fresh] = view.time
         return np.lexsort((deciders, self.idle_since[deciders]))
 
-    def game(self, env: CSCEnv, rows: np.ndarray) -> tuple[CoalitionGame, list[np.ndarray]]:
+    def game(self, view: DecisionView, rows: np.ndarray) -> tuple[CoalitionGame, list[np.ndarray]]:
         """The coalition game of decider ``rows`` (in priority order) and each player's option slots."""
-        c, tasks = env.config, env.tasks
-        slots = [np.flatnonzero(env._option_mask[row]) for row in rows]
-        chosen = [env._open[env._option_index[row, s]] for row, s in zip(rows, slots)]
+        c = view.config
+        slots = [np.flatnonzero(view.option_mask[row]) for row in rows]
+        chosen = [view.option_task[row, s] for row, s in zip(rows, slots)]
         candidates, local = np.unique(np.concatenate(chosen), return_inverse=True)
-        busy = np.flatnonzero((env.w_state != IDLE) & np.isin(env.w_task, candidates))
+        busy = np.flatnonzero((view.worker_state != IDLE) & np.isin(view.worker_task, candidates))
         committed = [[] for _ in candidates]
-        for task, start in zip(np.searchsorted(candidates, env.w_task[busy]),
-                               np.maximum(env.w_arrive[busy], env.time)):
+        for task, start in zip(np.searchsorted(candidates, view.worker_task[busy]),
+                               np.maximum(view.worker_arrival[busy], view.time)):
             committed[task].append(float(start))
         options, cursor = [], 0
         for row, s in zip(rows, slots):
-            road = env._option_road[row, s]
-            starts = env.time + road / c.speed_mps
+            road = view.option_road[row, s]
+            starts = view.time + road / c.speed_mps
             costs = self.travel_cost_per_km * road / 1000.0
             options.append(list(zip(local[cursor:cursor + len(s)].tolist(), starts.tolist(), costs.tolist())))
             cursor += len(s)
-        game = CoalitionGame((env.remaining[candidates] * 60.0 / c.work_rate).tolist(),
-                             tasks.rho_max[candidates].tolist(), tasks.expected[candidates].tolist(),
-                             tasks.deadline[candidates].tolist(), tasks.zeta, committed, options)
+        game = CoalitionGame((view.remaining[candidates] * 60.0 / c.work_rate).tolist(),
+                             view.rho_max[candidates].tolist(), view.expected[candidates].tolist(),
+                             view.deadline[candidates].tolist(), view.zeta, committed, options)
         return game, slots
 
-    def act(self, env: CSCEnv, obs: dict) -> dict:
+    def act(self, view: DecisionView, obs: dict) -> dict:
         if not obs:
             return {}
-        rows = np.array([env._decider_row[agent] for agent in obs])
-        rows = rows[self._priority(env, env._deciders[rows])]
-        game, slots = self.game(env, rows)
+        rows = view.rows(obs)
+        rows = rows[self._priority(view, view.deciders[rows])]
+        game, slots = self.game(view, rows)
         choice = game.solve(self.rng, float(np.mean(game.rho)), self.alpha, self.iterations)
-        return {worker_id(w): 0 if pick == NONE else int(s[pick]) + 1
-                for w, pick, s in zip(env._deciders[rows], choice, slots)}
+        return {view.agents[row]: 0 if pick == NONE else int(s[pick]) + 1
+                for row, pick, s in zip(rows, choice, slots)}

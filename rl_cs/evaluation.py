@@ -7,25 +7,28 @@ the world's own counters.
 
 from __future__ import annotations
 
-from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import torch
+from ray.rllib.core.columns import Columns
 
-from envs.csc import CSCEnv
-from policies.heuristics import Heuristic
-from rl_cs.errors import InputError, closest
-from rl_cs.experiment.methods import METHODS
+from envs.csc_view import DecisionView
+from policies.heuristics import Actor
+from rl_cs import registry
+from rl_cs.errors import InputError, closest, require
 
 MODULE_DIR = Path("learner_group") / "learner" / "rl_module"
 
 
-class ModuleActor(Heuristic):
-    """A trained RLModule acting on every decider at once: sampling its masked softmax (seeded per
-    episode, the policy PPO trained) or, if ``deterministic``, taking the argmax. An undertrained policy's
-    argmax is often tau_0 everywhere, which would score zero, so sampling is the default."""
+class ModuleActor:
+    """A trained RLModule acting on every decider at once through RLlib's public inference API: its
+    ``forward_inference`` output (action distribution inputs; AttentionActorCritic masks the actions the
+    observation's action mask forbids) fed to its inference action distribution. Samples that distribution
+    (seeded per episode, the policy PPO trained) or, if ``deterministic``, takes its deterministic version
+    (the argmax). An undertrained policy's argmax is often tau_0 everywhere, which would score zero, so
+    sampling is the default."""
 
     def __init__(self, module, name: str = "trained", deterministic: bool = False):
         self.module, self.name, self.deterministic = module, name, deterministic
@@ -34,14 +37,20 @@ class ModuleActor(Heuristic):
     def reset(self, seed: int | None) -> None:
         self.generator.manual_seed(seed or 0)
 
-    def act(self, env: CSCEnv, obs: dict) -> dict:
+    def act(self, view: DecisionView | None, obs: dict) -> dict:
+        """Actions of the agents in ``obs``; the module sees only the observations (``view`` is unused)."""
+        if not obs:
+            return {}
         batch = torch.from_numpy(np.stack(list(obs.values())))
         with torch.no_grad():
-            logits = self.module.action_logits(batch)
+            inputs = self.module.forward_inference({Columns.OBS: batch})[Columns.ACTION_DIST_INPUTS]
+            dist = self.module.get_inference_action_dist_cls().from_logits(inputs)
             if self.deterministic:
-                choice = logits.argmax(dim=-1)
-            else:
-                choice = torch.multinomial(torch.softmax(logits, dim=-1), 1, generator=self.generator).squeeze(-1)
+                choice = dist.to_deterministic().sample()
+            else:  # the distribution's probabilities of every action, (B, A), sampled with our own generator
+                actions = torch.arange(self.module.action_space.n).unsqueeze(-1)
+                probs = dist.logp(actions).exp().T
+                choice = torch.multinomial(probs, 1, generator=self.generator).squeeze(-1)
         return dict(zip(obs, choice.numpy().tolist()))
 
 
@@ -55,15 +64,18 @@ def find_module_dir(path: Path) -> Path:
                      "give a checkpoint folder written by `rl-cs train` (checkpoint_00000N)")
 
 
-def load_actor(policy: str, deterministic: bool = False) -> Heuristic:
-    """A heuristic by method name (rl_cs.experiment.methods), or a trained module from a checkpoint path."""
-    heuristics = {name: method.heuristic for name, method in METHODS.items() if method.heuristic}
-    if policy in heuristics:
-        return heuristics[policy]()
+def load_actor(policy: str, deterministic: bool = False, world: str = "csc") -> Actor:
+    """A heuristic of ``world`` by method name (rl_cs.methods), or a trained module from a checkpoint path."""
+    methods = {method.name: method for method in registry.methods_for(world)}
+    if policy in methods and not methods[policy].learned:
+        return methods[policy].make_heuristic()
+    require(policy not in methods, "policy", f"'{policy}' is a learned method: evaluate a trained checkpoint",
+            f"train it (rl-cs train {policy} --world {world}) and give its checkpoint folder")
     path = Path(policy).resolve()  # RLlib reads checkpoints through pyarrow, which takes no relative paths
     if not path.exists():
-        raise InputError("policy", f"'{policy}' is neither a heuristic nor an existing checkpoint folder",
-                         closest(policy, heuristics))
+        heuristics = [name for name, method in methods.items() if not method.learned]
+        raise InputError("policy", f"'{policy}' is neither a heuristic of world '{world}' nor an existing "
+                         "checkpoint folder", closest(policy, heuristics))
     from ray.rllib.core.rl_module.rl_module import RLModule
 
     module = RLModule.from_checkpoint(find_module_dir(path))
@@ -71,25 +83,23 @@ def load_actor(policy: str, deterministic: bool = False) -> Heuristic:
     return ModuleActor(module, name=path.name, deterministic=deterministic)
 
 
-def run_episode(env: CSCEnv, actor: Heuristic, seed: int) -> dict[str, float]:
+def run_episode(env, actor: Actor, seed: int) -> dict[str, float]:
+    """One seeded episode of any registered world: the actor sees the env's decision view and the
+    observations of the agents acting this step; the world's own counters score it."""
     obs, _ = env.reset(seed=seed)
     actor.reset(seed)
     done = False
     while not done:
-        obs, _, terminated, truncated, _ = env.step(actor.act(env, obs))
+        obs, _, terminated, truncated, _ = env.step(actor.act(env.decision_view(), obs))
         done = terminated["__all__"] or truncated["__all__"]
     return env.episode_metrics()
 
 
-def evaluate(env: CSCEnv, actor: Heuristic, seeds: list[int]) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Metrics per episode, and the per-task assignment log (task, workers, start, finish, payment)."""
+def evaluate(env, actor: Actor, seeds: list[int]) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Metrics per episode (``env.episode_metrics()``) and the episodes' logs (``env.episode_log()``: the
+    CSC assignment log, the sensing world's cells per cycle), each row tagged with its seed."""
     rows, logs = [], []
     for seed in seeds:
         rows.append({"seed": seed, **run_episode(env, actor, seed)})
-        for entry in env.stats.log:
-            record = asdict(entry)
-            record.update(seed=seed, expected=float(env.tasks.expected[entry.task]),
-                          deadline=float(env.tasks.deadline[entry.task]), skill=int(env.tasks.skill[entry.task]),
-                          rho_max=float(env.tasks.rho_max[entry.task]))
-            logs.append(record)
+        logs.extend({**record, "seed": seed} for record in env.episode_log())
     return pd.DataFrame(rows), pd.DataFrame(logs)

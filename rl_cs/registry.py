@@ -142,8 +142,10 @@ class Method:
     def kind(self) -> str:
         return "learned" if self.learned else "heuristic"
 
-    def make_heuristic(self):
-        return resolve(self.heuristic)()
+    def make_heuristic(self, settings=None):
+        """The planner; one with settings (a sensing scheme) is built from them."""
+        cls = resolve(self.heuristic)
+        return cls(settings) if self.settings else cls()
 
     def build_algorithm(self, config, env_config: dict, seed):
         return resolve(self.build)(config, env_config, seed, **self.build_options)

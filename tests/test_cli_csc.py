@@ -120,7 +120,7 @@ def bad_yaml(tmp_path: Path, text: str) -> str:
     (["train", "ippo", "--config", "/nonexistent.yaml"], "config file not found"),
     (["train", "ippo", "--seeds", "0"], "--seeds"),
     (["train", "ippo", "--resume"], "no experiment to resume"),
-    (["evaluate", "no-such-policy"], "neither a heuristic nor an existing checkpoint"),
+    (["evaluate", "no-such-policy"], "nor an existing checkpoint folder"),
     (["report", "/nonexistent/results"], "results folder not found"),
 ])
 def test_bad_input_exits_2_with_a_clear_message_and_writes_nothing(args, expected, tmp_path, capsys):

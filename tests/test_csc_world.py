@@ -28,7 +28,7 @@ def make_env(cache_dir, **world) -> CSCEnv:
 class Idle(Heuristic):
     """Every decider takes tau_0."""
 
-    def act(self, env, obs):
+    def act(self, view, obs):
         return {agent: 0 for agent in obs}
 
 
@@ -38,8 +38,8 @@ class Unmasked(Heuristic):
     def reset(self, seed):
         self.rng = np.random.default_rng(seed)
 
-    def act(self, env, obs):
-        n = env.layout.num_actions
+    def act(self, view, obs):
+        n = view.num_actions
         return {agent: int(self.rng.integers(-1, n + 2)) for agent in obs}
 
 
@@ -60,7 +60,7 @@ def episode(env, actor, seed, on_step=None):
         on_step(env, obs, None, {}, {"__all__": False}, {"__all__": False}, infos, None)
     steps = 0
     while True:
-        actions = actor.act(env, obs)
+        actions = actor.act(env.decision_view(), obs)
         before = {"revenue": env.stats.revenue, "remaining": env.remaining.copy(), "obs": obs,
                   "open": env._open, "option_index": env._option_index, "decider_row": env._decider_row}
         obs, rewards, terminateds, truncateds, infos = env.step(actions)
@@ -152,7 +152,7 @@ def test_rllib_episode_accepts_every_step_and_return_equals_revenue(cache_dir):
     actor = Greedy()
     done = False
     while not done:
-        actions = actor.act(env, obs)
+        actions = actor.act(env.decision_view(), obs)
         obs, rewards, terminateds, truncateds, infos = env.step(actions)
         ep.add_env_step(observations=obs, actions=actions, rewards=rewards, infos=infos,
                         terminateds=terminateds, truncateds=truncateds)
@@ -172,7 +172,7 @@ def test_time_cap_truncation_gives_last_observations_rllib_accepts(cache_dir):
     actor.reset(3)
     done = False
     while not done:
-        actions = actor.act(env, obs)
+        actions = actor.act(env.decision_view(), obs)
         obs, rewards, terminateds, truncateds, infos = env.step(actions)
         ep.add_env_step(observations=obs, actions=actions, rewards=rewards, infos=infos,
                         terminateds=terminateds, truncateds=truncateds)

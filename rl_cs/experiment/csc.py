@@ -195,7 +195,7 @@ def make_env(config: ExperimentConfig, data_dir: str | None = None) -> CSCEnv:
 def evaluate(args) -> int:
     config = load_experiment(args.config, args.set)
     require(args.episodes >= 1, "--episodes", "must be >= 1")
-    actor = load_actor(args.policy, config.evaluation.deterministic)
+    actor = load_actor(args.policy, config.evaluation.deterministic, world="csc")
     world = dataclasses.replace(config.world, reward="split")
     env = CSCEnv(env_config(world, args.data_dir))
     metrics, log = evaluation.evaluate(env, actor, [args.seed + i for i in range(args.episodes)])

@@ -125,31 +125,29 @@ def _write_json(out: Path, data: dict) -> None:
 
 
 def evaluate(args: argparse.Namespace) -> int:
-    """One scheme on ``config.world`` for ``--episodes`` seeds from ``--seed``; ``--log`` writes the cells."""
-    require(args.policy in SCHEMES, "policy", f"unknown scheme '{args.policy}' for the sensing world",
-            closest(args.policy, SCHEMES))
+    """One scheme on ``config.world`` for ``--episodes`` seeds from ``--seed``, through the evaluation path
+    every world shares (rl_cs.evaluation); ``--log`` writes the cells sensed per cycle and participant."""
+    from policies.qcota.actor import SchemeActor
+    from rl_cs.evaluation import evaluate as evaluate_actor
+    from rl_cs.registry import get_method
+
+    method = get_method(args.policy, "sensing", where="policy")
     config = load_config(args.config, args.set)
-    sensing_field = load_field(args.data_dir, config)
-    world = SensingWorld(sensing_field, config.world)
-    scheme = make_scheme(args.policy, config.qcota)
-    rows, log = [], []
-    for episode in range(args.episodes):
-        seed = args.seed + episode
-        scheme.reset(config.world.num_participants, len(config.world.attributes), seed + 1_000_003)
-        trajectory = run_online(world, scheme.act, seed)
-        rows.append({"seed": seed, "error": trajectory.aggregated_error, "cost_km": trajectory.average_cost})
-        cycles, participants = trajectory.cells.shape
-        log.append(pd.DataFrame({"seed": seed, "cycle": np.repeat(np.arange(cycles), participants),
-                                 "participant": np.tile(np.arange(participants), cycles),
-                                 "cell": trajectory.cells.ravel(), "cost_km": trajectory.cost_km.ravel()}))
-    table = pd.DataFrame(rows)
-    print(f"{DISPLAY_NAMES[args.policy]} on {sensing_field.source}, attributes {list(config.world.attributes)}, "
+    if args.log:
+        writable_parent(Path(args.log).resolve(), where="--log")
+        require(not Path(args.log).is_dir(), "--log", f"{args.log} is a folder", "give a file name, e.g. cells.parquet")
+    env = make_env(config, args.data_dir)
+    actor = SchemeActor(method.make_heuristic(config.qcota), method.name, config.world.num_participants,
+                        len(config.world.attributes))
+    table, log = evaluate_actor(env, actor, [args.seed + episode for episode in range(args.episodes)])
+    print(f"{DISPLAY_NAMES[args.policy]} on {env.world.field.source}, attributes {list(config.world.attributes)}, "
           f"{config.world.inference.method}, P = {config.world.num_participants}")
-    print(table.to_string(index=False))
+    print(table[["seed", "error", "cost_km"]].to_string(index=False))
     if args.log:
         path = Path(args.log)
         path.parent.mkdir(parents=True, exist_ok=True)
-        write_atomically(path, lambda p: pd.concat(log, ignore_index=True).to_parquet(p, index=False))
+        columns = ["seed", "cycle", "participant", "cell", "cost_km"]
+        write_atomically(path, lambda p: log[columns].to_parquet(p, index=False))
     return 0
 
 
