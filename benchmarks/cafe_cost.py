@@ -21,14 +21,14 @@ import pandas as pd
 import envs
 from envs.csc import env_config
 from rl_cs.experiment.config import load_experiment
-from rl_cs.experiment.methods import get_method
+from rl_cs.registry import get_method
 from rl_cs.experiment.tune_runner import start_ray
 
 
 def build(method: str, config):
     m = get_method(method)
     config = dataclasses.replace(config, world=dataclasses.replace(config.world, reward=m.reward))
-    return m.build(config, env_config(config.world, None), 0).build_algo()
+    return m.build_algorithm(config, env_config(config.world, None), 0).build_algo()
 
 
 def timed(action, repeats: int) -> float:

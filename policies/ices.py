@@ -28,8 +28,9 @@ from ray.rllib.core.rl_module.torch import TorchRLModule
 from torch import nn
 
 from envs.csc_observation import STATE_FEATURES, ObsLayout
-from policies.cafe.credit import gaussian_kl
+from policies.cafe.credit import LOGVAR_LIMIT, gaussian_kl
 from policies.shaping.connector import ENV_REWARD, RewardShaper, fact
+from rl_cs.experiment.shaping_config import ICESSettings
 
 BONUS = "ices_intrinsic"
 """r_int = 1 - exp(-KL) per step (0 on the bootstrap step)."""
@@ -40,12 +41,14 @@ def _mlp(inputs: int, hidden: int, outputs: int) -> nn.Sequential:
 
 
 class ICESModule(RewardShaper, TorchRLModule):
-    """model_config: layout, ices (rl_cs.experiment.shaping_config.ICESSettings fields)."""
+    """model_config: layout, ices (ICESSettings fields: the YAML ``ices:`` section)."""
 
     def setup(self):
-        layout, ices = ObsLayout(**self.model_config["layout"]), self.model_config["ices"]
-        hidden, latent, embed = ices["hidden_dim"], ices["latent_dim"], ices["action_embed_dim"]
-        self.beta, self.mask_prob, self.masked = ices["beta"], ices["mask_prob"], layout.num_actions
+        layout = ObsLayout(**self.model_config["layout"])
+        self.settings = ices = ICESSettings(**self.model_config["ices"])
+        ices.validate("ices")
+        hidden, latent, embed = ices.hidden_dim, ices.latent_dim, ices.action_embed_dim
+        self.beta, self.mask_prob, self.masked = ices.beta, ices.mask_prob, layout.num_actions
         self.context = nn.Sequential(nn.Linear(layout.size + STATE_FEATURES, hidden), nn.ReLU())
         self.own_action = nn.Embedding(layout.num_actions + 1, embed)
         self.neighbour_action = nn.Embedding(layout.num_actions, embed)
@@ -62,7 +65,7 @@ class ICESModule(RewardShaper, TorchRLModule):
     @staticmethod
     def _gaussian(out: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         mu, logvar = out.chunk(2, dim=-1)
-        return mu, logvar.clamp(-8.0, 8.0)
+        return mu, logvar.clamp(-LOGVAR_LIMIT, LOGVAR_LIMIT)
 
     def rewrite(self, batch: dict, rl_module):
         """r_E + beta * (1 - exp(-KL[p(z | s, a) || p(z | s, a with a_i masked)]))."""
@@ -70,7 +73,7 @@ class ICESModule(RewardShaper, TorchRLModule):
         _, with_own = self._condition(batch, action)
         _, without = self._condition(batch, torch.full_like(action, self.masked))
         kl = gaussian_kl(*self._gaussian(self.prior(with_own)), *self._gaussian(self.prior(without)))
-        bits = kl / (math.log(2.0) * self.model_config["ices"]["latent_dim"])
+        bits = kl / (math.log(2.0) * self.settings.latent_dim)
         bonus = torch.where(batch[fact("valid")], 1.0 - torch.exp(-bits), torch.zeros_like(bits))
         return batch[ENV_REWARD] + self.beta * bonus, {BONUS: bonus}
 

@@ -25,6 +25,7 @@ from torch import nn
 
 from envs.csc_observation import ObsLayout
 from policies.shaping.connector import ENV_REWARD, RewardShaper, batch_gae, fact
+from rl_cs.experiment.shaping_config import ReLaraSettings
 
 PROPOSAL = "relara_proposal"
 """r_P given to the policy at each step (0 on the bootstrap step)."""
@@ -33,11 +34,13 @@ RETURN = "relara_return"
 
 
 class RewardAgent(RewardShaper, TorchRLModule):
-    """model_config: layout, gamma, relara (rl_cs.experiment.shaping_config.ReLaraSettings fields)."""
+    """model_config: layout, gamma, relara (ReLaraSettings fields: the YAML ``relara:`` section)."""
 
     def setup(self):
-        self.layout, relara = ObsLayout(**self.model_config["layout"]), self.model_config["relara"]
-        hidden, self.beta, self.noise = relara["hidden_dim"], relara["beta"], relara["noise"]
+        self.layout = ObsLayout(**self.model_config["layout"])
+        self.settings = relara = ReLaraSettings(**self.model_config["relara"])
+        relara.validate("relara")
+        hidden, self.beta, self.noise = relara.hidden_dim, relara.beta, relara.noise
         self.proposer = nn.Sequential(nn.Linear(self.layout.size + self.layout.num_actions, hidden), nn.ReLU(),
                                       nn.Linear(hidden, hidden), nn.ReLU(), nn.Linear(hidden, 1), nn.Tanh())
         self.baseline = nn.Sequential(nn.Linear(self.layout.size, hidden), nn.ReLU(), nn.Linear(hidden, 1))

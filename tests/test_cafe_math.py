@@ -6,21 +6,12 @@ import pytest
 import torch
 from torch import nn
 
-from policies.cafe import (
-    CreditConfig,
-    CreditModel,
-    FinetuneSchedule,
-    ImplicitGradConfig,
-    NonFiniteError,
-    PhiConfig,
-    gaussian_kl,
-    implicit_hypergradient,
-    inverse_hvp,
-    newton_step,
-    redistribute,
-    return_gap_loss,
-    select_parameters,
-)
+from policies.cafe.config import CreditConfig, ImplicitGradConfig, PhiConfig
+from policies.cafe.credit import CreditModel, gaussian_kl, redistribute
+from policies.cafe.finetune import FinetuneSchedule, newton_step
+from policies.cafe.finite import NonFiniteError
+from policies.cafe.hypergradient import implicit_hypergradient, inverse_hvp, select_parameters
+from policies.cafe.regulariser import return_gap_loss
 from rl_cs.errors import InputError
 
 DOUBLE = torch.float64
@@ -55,7 +46,7 @@ def test_gaussian_kl_matches_torch_distributions():
 
 
 def test_cmi_is_zero_exactly_when_own_action_cannot_change_the_encoder():
-    model = CreditModel(CreditConfig(obs_dim=4, num_actions=3))
+    model = CreditModel(CreditConfig(), obs_dim=4, num_actions=3)
     batch = credit_batch()
     with torch.no_grad():
         assert (model.cmi(*batch) > 1e-6).all()  # random weights: knowing a_t^i moves the posterior
@@ -66,7 +57,7 @@ def test_cmi_is_zero_exactly_when_own_action_cannot_change_the_encoder():
 
 
 def test_cmi_is_the_kl_from_the_posterior_with_the_action_to_the_one_with_the_no_action_token():
-    model = CreditModel(CreditConfig(obs_dim=4, num_actions=3))
+    model = CreditModel(CreditConfig(), obs_dim=4, num_actions=3)
     obs, action, neighbour_actions, mask = credit_batch()
 
     def posterior(own):
@@ -79,7 +70,7 @@ def test_cmi_is_the_kl_from_the_posterior_with_the_action_to_the_one_with_the_no
 
 
 def test_cmi_ignores_padded_neighbours():
-    model = CreditModel(CreditConfig(obs_dim=4, num_actions=3))
+    model = CreditModel(CreditConfig(), obs_dim=4, num_actions=3)
     obs, action, neighbour_actions, mask = credit_batch()
     padded = torch.where(mask, neighbour_actions, torch.full_like(neighbour_actions, -1))
     with torch.no_grad():
@@ -89,7 +80,7 @@ def test_cmi_ignores_padded_neighbours():
 
 def train_credit(revenue_of, steps=300):
     """Fit a credit VAE on synthetic data whose revenue is revenue_of(obs, action); return its mean CMI."""
-    model = CreditModel(CreditConfig(obs_dim=4, num_actions=3, hidden_dim=32, latent_dim=4))
+    model = CreditModel(CreditConfig(hidden_dim=32, latent_dim=4, kl_weight=1.0), obs_dim=4, num_actions=3)
     optimiser = torch.optim.Adam(model.parameters(), lr=3e-3)
     obs, action, neighbour_actions, mask = credit_batch(batch=256)
     revenue = revenue_of(obs, action)
@@ -291,21 +282,23 @@ def test_finetune_schedule_switches_on_after_phi_settles_and_stays_on():
     restored.load_state_dict(schedule.state_dict())
     assert restored.state_dict() == schedule.state_dict()
 
-    noFE = FinetuneSchedule(PhiConfig(finetune=False, patience=1))
+    noFE = FinetuneSchedule(PhiConfig(patience=1), finetune=False)
     assert not any(noFE.observe(torch.tensor([1.0, 0.0])) for _ in range(5))
 
 
 # --- bad input and non-finite values ---------------------------------------------------------------------------
 
 @pytest.mark.parametrize("make, field", [
-    (lambda: PhiConfig(eta=0.0), "cafe.eta"),
-    (lambda: PhiConfig(eta=-1.0), "cafe.eta"),
-    (lambda: PhiConfig(phi_lr=0.0), "cafe.phi_lr"),
-    (lambda: PhiConfig(finetune=True, finetune_after=0), "cafe.finetune_after"),
-    (lambda: ImplicitGradConfig(("head",), solver="newton"), "cafe.solver"),
-    (lambda: ImplicitGradConfig(()), "cafe.theta_l_layers"),
-    (lambda: CreditConfig(obs_dim=0, num_actions=3), "cafe.credit.obs_dim"),
-    (lambda: return_gap_loss(torch.ones(2), torch.ones(2), torch.zeros(2), eta=0.0), "cafe.eta"),
+    (lambda: PhiConfig(eta=0.0).validate(), "cafe.phi.eta"),
+    (lambda: PhiConfig(eta=-1.0).validate("x.yaml: cafe.phi"), "x.yaml: cafe.phi.eta"),
+    (lambda: PhiConfig(phi_lr=0.0).validate(), "cafe.phi.phi_lr"),
+    (lambda: PhiConfig(finetune_after=0).validate(), "cafe.phi.finetune_after"),
+    (lambda: PhiConfig(phi_init=(1.0,)).validate(), "cafe.phi.phi_init"),
+    (lambda: ImplicitGradConfig(("head",), solver="newton").validate(), "cafe.implicit.solver"),
+    (lambda: ImplicitGradConfig(()).validate(), "cafe.implicit.theta_l_layers"),
+    (lambda: CreditConfig(kl_weight=-1.0).validate(), "cafe.credit.kl_weight"),
+    (lambda: CreditModel(CreditConfig(hidden_dim=0), obs_dim=4, num_actions=3), "cafe.credit.hidden_dim"),
+    (lambda: return_gap_loss(torch.ones(2), torch.ones(2), torch.zeros(2), eta=0.0), "cafe.phi.eta"),
 ])
 def test_bad_config_names_the_field(make, field):
     with pytest.raises(InputError) as error:
@@ -313,10 +306,18 @@ def test_bad_config_names_the_field(make, field):
     assert error.value.where == field
 
 
+def test_credit_model_takes_its_dims_from_the_caller_not_the_config():
+    with pytest.raises(ValueError, match="obs_dim"):
+        CreditModel(CreditConfig(), obs_dim=0, num_actions=3)
+    model = CreditModel(CreditConfig(), obs_dim=5, num_actions=3)
+    assert model.encoder[0].in_features == 5 + 2 * CreditConfig().action_embed_dim
+    assert model.own_action.num_embeddings == 4  # 3 actions + the no-action token
+
+
 def test_unknown_theta_l_layer_is_named_with_the_valid_ones():
     with pytest.raises(InputError, match="unknown layer 'haed'.*did you mean 'head'") as error:
         select_parameters(Actor(), ["head", "haed"])
-    assert error.value.where == "cafe.theta_l_layers"
+    assert error.value.where == "cafe.implicit.theta_l_layers"
     assert "body.weight" in str(error.value)
 
 
@@ -328,7 +329,7 @@ def test_non_finite_phi_cmi_and_hvp_are_named():
                                ImplicitGradConfig(("head",)))
     assert error.value.where == "phi"
 
-    model = CreditModel(CreditConfig(obs_dim=4, num_actions=3))
+    model = CreditModel(CreditConfig(), obs_dim=4, num_actions=3)
     obs, action, neighbour_actions, mask = credit_batch(batch=8)
     obs[3, 1] = float("inf")
     with pytest.raises(NonFiniteError) as error:

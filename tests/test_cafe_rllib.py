@@ -20,10 +20,12 @@ from ray.rllib.evaluation.postprocessing import Postprocessing
 
 from envs.csc import env_config
 from policies.cafe.connector import A_V, CMI, D_CMI, D_ONE, return_gap
+from policies.ices import BONUS
+from policies.relara import PROPOSAL, RETURN
 from policies.shaping.connector import ENV_REWARD, RewriteRewards, fact
 from rl_cs.cli import main
 from rl_cs.experiment.config import load_experiment
-from rl_cs.experiment.methods import get_method
+from rl_cs.registry import get_method
 
 REPO = Path(__file__).resolve().parents[1]
 TINY = str(REPO / "tests" / "configs" / "csc_tiny.yaml")
@@ -49,8 +51,8 @@ def cafe():
 
     start_ray()
     envs.register()
-    config = load_experiment(TINY, [*SMALL, "cafe.phi_lr=0.05"])
-    algo = get_method("cafe").build(config, env_config(config.world, None), 0).build_algo()
+    config = load_experiment(TINY, [*SMALL, "cafe.phi.phi_lr=0.05"])
+    algo = get_method("cafe").build_algorithm(config, env_config(config.world, None), 0).build_algo()
     yield algo
     algo.stop()
 
@@ -134,7 +136,7 @@ def test_nan_in_phi_stops_training_naming_phi_and_keeps_the_checkpoint(cafe, tmp
 
 
 def test_cli_trains_cafe_end_to_end_with_fine_tuning(tmp_path):
-    finetune_early = ["cafe.finetune_after=1", "cafe.patience=1", "cafe.tolerance=1.0"]
+    finetune_early = ["cafe.phi.finetune_after=1", "cafe.phi.patience=1", "cafe.phi.tolerance=1.0"]
     assert cli("train", "cafe", "--world", "csc", "--config", TINY, "--results-dir", str(tmp_path),
                *sets(*SMALL, "experiment.iterations=2", *finetune_early)) == 0
     trial = next((tmp_path / "cafe-csc").glob("PPO_csc_*"))
@@ -148,6 +150,57 @@ def test_cli_trains_cafe_end_to_end_with_fine_tuning(tmp_path):
     assert comparison["method"].tolist() == ["cafe", "greedy"]
 
 
+def shaper_rewrite(algo, method: str, shaper_id: str):
+    """The RewriteRewards piece with ``method``'s (untrained) shaper module, built as rl-cs builds it, on the
+    policy batch the CAFE learner's pipeline makes of freshly sampled episodes up to that piece; returns the
+    shaper and the rewritten policy batch."""
+    config = load_experiment(TINY, SMALL)
+    spec = get_method(method).build_algorithm(config, env_config(config.world, None), 0).rl_module_spec
+    shaper = spec.rl_module_specs[shaper_id].build()
+    learner = algo.learner_group._learner
+    pieces = learner._learner_connector.connectors
+    upstream = ConnectorPipelineV2(connectors=pieces[:[type(p) for p in pieces].index(RewriteRewards)])
+    episodes = copy.deepcopy(algo.env_runner.sample(num_timesteps=300))
+    batch = upstream(rl_module=learner.module, batch={}, episodes=episodes, shared_data={}, metrics=learner.metrics)
+    piece = RewriteRewards(policy_id="shared", shaper_id=shaper_id, num_near_workers=config.world.num_near_workers)
+    return shaper, piece(rl_module={"shared": learner.module["shared"], shaper_id: shaper}, batch=batch,
+                         episodes=episodes)["shared"]
+
+
+def test_ices_adds_its_intrinsic_bonus_to_the_reward_ppo_trains_on(cafe):
+    ices, batch = shaper_rewrite(cafe, "ices", "ices")
+    valid, rewards, env, bonus = batch[fact("valid")], batch[Columns.REWARDS], batch[ENV_REWARD], batch[BONUS]
+    assert valid.any() and not valid.all()
+    assert ices.beta > 0
+    assert ((bonus >= 0) & (bonus < 1)).all() and (bonus[~valid] == 0).all()
+    torch.testing.assert_close(rewards[valid], env[valid] + ices.beta * bonus[valid])
+    assert (rewards[~valid] == 0).all()
+    assert (rewards[valid] != env[valid]).any(), "the bonus must change the reward PPO trains on"
+    loss, metrics = ices.shaping_loss(batch)
+    assert torch.isfinite(loss) and all(torch.isfinite(torch.as_tensor(v)) for v in metrics.values())
+
+
+def test_relara_adds_the_reward_agents_proposal_to_the_reward_ppo_trains_on(cafe):
+    relara, batch = shaper_rewrite(cafe, "relara", "relara")
+    valid, rewards, env, proposal = batch[fact("valid")], batch[Columns.REWARDS], batch[ENV_REWARD], batch[PROPOSAL]
+    assert 0 < relara.beta
+    assert ((proposal >= -1) & (proposal <= 1)).all() and (proposal[~valid] == 0).all()
+    torch.testing.assert_close(rewards[valid], env[valid] + relara.beta * proposal[valid])
+    change = (rewards - env)[valid]
+    assert (change.abs() <= relara.beta + 1e-6).all() and (change != 0).any()
+    assert (rewards[~valid] == 0).all() and torch.isfinite(batch[RETURN]).all()
+    loss, metrics = relara.shaping_loss(batch)
+    assert torch.isfinite(loss) and all(torch.isfinite(torch.as_tensor(v)) for v in metrics.values())
+
+
+SHAPER = {"ir": None, "ices": "ices", "relara": "relara", "ca-nofe": "credit"}
+"""The module that rewrites each baseline's rewards in the learner (None: PPO on the world's own reward)."""
+
+
+def finite(value) -> bool:
+    return pd.notna(value) and abs(value) < float("inf")
+
+
 @pytest.mark.parametrize("method, extra", [("ir", []), ("ices", []), ("relara", []),
                                            ("ca-nofe", ["cafe.critic=mappo"])])
 def test_baseline_trains_and_runs_through_evaluation(tmp_path, method, extra):
@@ -156,17 +209,64 @@ def test_baseline_trains_and_runs_through_evaluation(tmp_path, method, extra):
     comparison = pd.read_csv(tmp_path / f"{method}-csc" / "comparison.csv")
     assert comparison["method"].tolist() == [method, "greedy"]
     assert (comparison["revenue"] >= 0).all()
+    trial = next((tmp_path / f"{method}-csc").glob("PPO_csc_*"))
+    world = json.loads((trial / "params.json").read_text())["env_config"]["world"]
+    result = json.loads((trial / "result.json").read_text().splitlines()[-1])
+    learners = result["learners"]
+    for key in ("policy_loss", "vf_loss", "total_loss"):
+        assert finite(learners["shared"][key]), key
+    # the world's reward mode, and which module (if any) rewrote it: IR trains on the world's ir reward as is
+    assert world["reward"] == ("ir" if method == "ir" else "split")
+    shaper = SHAPER[method]
+    assert set(learners) - {"shared", "__all_modules__"} == ({shaper} if shaper else set())
+    metrics = learners.get(shaper, {})
+    if method == "ices":  # the bonus, in [0, 1), was added to the rewards the learner trained on
+        assert 0 < metrics["intrinsic_mean"] <= metrics["intrinsic_max"] < 1
+        assert finite(metrics["cvae_loss"])
+    if method == "relara":  # the proposal, in [-1, 1], was added (a non-zero mean: not all zero)
+        assert 0 < abs(metrics["proposal_mean"]) <= 1
+        assert finite(metrics["proposal_loss"]) and finite(metrics["baseline_loss"])
+    if method == "ca-nofe":  # Eq. 5 rewards, phi trained, never fine-tuned
+        assert metrics["finetune_on"] == 0.0
+        assert all(finite(metrics[key]) for key in ("phi_1", "phi_2", "L_Lambda", "vae_loss"))
+        assert (metrics["phi_1"], metrics["phi_2"]) != (1.0, 0.0)
 
 
 @pytest.mark.parametrize("override, field", [
-    ("cafe.theta_l_layers=[score_nope]", "cafe.theta_l_layers"),
-    ("cafe.eta=0", "cafe.eta"),
-    ("cafe.phi_lr=-1e-3", "cafe.phi_lr"),
-    ("cafe.finetune_after=0", "cafe.finetune_after"),
+    ("cafe.implicit.theta_l_layers=[score_nope]", "cafe.implicit.theta_l_layers"),
+    ("cafe.phi.eta=0", "cafe.phi.eta"),
+    ("cafe.phi.phi_lr=-1e-3", "cafe.phi.phi_lr"),
+    ("cafe.phi.finetune_after=0", "cafe.phi.finetune_after"),
+    ("cafe.credit.kl_weight=-1", "cafe.credit.kl_weight"),
     ("cafe.critic=qmix", "cafe.critic"),
 ])
-def test_bad_cafe_input_exits_2_naming_the_field(tmp_path, capsys, override, field):
+def test_bad_cafe_input_exits_2_naming_the_file_and_field(tmp_path, capsys, override, field):
     assert cli("train", "cafe", "--world", "csc", "--config", TINY, "--results-dir", str(tmp_path),
                "--set", override) == 2
-    assert field in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert field in err and override in err, err  # the YAML path, and where the value came from
     assert not any(tmp_path.iterdir()), "a rejected config must write nothing"
+
+
+@pytest.mark.parametrize("section, field", [
+    ("phi: {phi_lr: -1.0e-3}", "cafe.phi.phi_lr"),
+    ("implicit: {solver: newton}", "cafe.implicit.solver"),
+    ("credit: {hidden_dim: 0}", "cafe.credit.hidden_dim"),
+    ("phi: {finetune: false}", "cafe.phi.finetune"),  # decided by the method (cafe / ca-nofe), not a field
+    ("credit: {obs_dim: 8}", "cafe.credit.obs_dim"),  # the trunk's width, not a field
+])
+def test_bad_cafe_yaml_is_named_by_file_and_yaml_path(tmp_path, section, field):
+    from rl_cs.errors import InputError
+
+    path = tmp_path / "bad.yaml"
+    path.write_text(f"{Path(TINY).read_text()}\ncafe:\n  {section}\n")
+    with pytest.raises(InputError) as error:
+        load_experiment(path)
+    assert "bad.yaml" in str(error.value) and field in str(error.value), str(error.value)
+
+
+def test_flat_cafe_names_from_before_the_nesting_are_unknown(tmp_path, capsys):
+    assert cli("train", "cafe", "--world", "csc", "--config", TINY, "--results-dir", str(tmp_path),
+               "--set", "cafe.phi_lr=0.01") == 2
+    err = capsys.readouterr().err
+    assert "phi_lr" in err and "unknown field" in err and "implicit" in err, err

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -16,6 +17,7 @@ from envs.csc import CSCEnv, env_config
 from envs.csc_config import CSCConfig
 from policies.heuristics import RandomPolicy
 from policies.pau import NONE, PAU, CoalitionGame, finish_time
+from rl_cs.atomic import write_atomically
 from rl_cs.cli import main, run
 from rl_cs.data.city import SyntheticCityConfig
 from rl_cs.evaluation import evaluate
@@ -25,8 +27,6 @@ from rl_cs.registry import methods_for
 REPO = Path(__file__).resolve().parents[1]
 TINY_GRID = REPO / "tests" / "configs" / "cafe_grid_tiny.yaml"
 CSC_CONFIGS = sorted([*(REPO / "tune_configs").glob("csc_*.yaml"), *(REPO / "tune_configs").glob("cafe_*.yaml")])
-PENDING = {"cafe", "ca-nofe", "ir", "ices", "relara"}
-"""Methods of issue 3 that another change registers; a config naming them xfails until they exist."""
 ZETA = 0.5 / 1000.0
 
 
@@ -161,9 +161,7 @@ def test_pau_runs_through_rl_cs_evaluate(capsys):
 def test_experiment_yaml_loads_and_names_known_methods(path):
     config = load_experiment(path)
     unknown = set(config.experiment.methods) - {m.name for m in methods_for("csc")}
-    assert not unknown - PENDING, f"{path.name} names unknown methods {sorted(unknown - PENDING)}"
-    if unknown:
-        pytest.xfail(f"not registered yet: {sorted(unknown)}")
+    assert not unknown, f"{path.name} names unknown methods {sorted(unknown)}"
 
 
 def test_paper_grids():
@@ -228,7 +226,41 @@ def test_report_table_equals_the_trials_mean_and_std(reported):
 def test_report_draws_learning_curves(reported):
     png = reported / "learning_curves.png"
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    assert not list(reported.glob(".*.tmp*")), "a temp file was left behind"
+    assert not atomic_temp_files(reported), "a temp file was left behind"
+
+
+def atomic_temp_files(folder: Path) -> list[Path]:
+    """Files under ``folder`` named like rl_cs.atomic's temp files, '.<target name>.<random><target suffix>'
+    (tempfile.mkstemp with prefix '.<name>.' and suffix '<suffix>': the random part is 8 of [a-z0-9_], which
+    keeps Ray's own dot files such as '.metadata.json' out)."""
+
+    def is_temp(name: str) -> bool:
+        body = name[1:] if name.startswith(".") else ""
+        for i in (i for i, char in enumerate(body) if char == "."):  # body = target "." random suffix
+            target, rest = body[:i], body[i + 1:]
+            suffix = Path(target).suffix
+            random = rest[:len(rest) - len(suffix)] if rest.endswith(suffix) else ""
+            if target and re.fullmatch(r"[a-z0-9_]{8}", random):
+                return True
+        return False
+
+    return sorted(path for path in folder.rglob(".*") if path.is_file() and is_temp(path.name))
+
+
+def test_temp_file_check_sees_the_temp_file_rl_cs_atomic_writes(tmp_path):
+    seen = []
+
+    def write(temporary: Path) -> None:  # runs while the temp file exists, before the rename
+        temporary.write_bytes(b"\x89PNG")
+        seen.extend(atomic_temp_files(tmp_path))
+
+    for name in ("learning_curves.png", "csc_table.md", "heldout.json", "no_suffix"):
+        seen.clear()
+        write_atomically(tmp_path / "sub" / name, write)
+        assert len(seen) == 1 and seen[0].name.startswith(f".{name}."), (name, seen)
+    assert atomic_temp_files(tmp_path) == [], "after the rename no temp file is left"
+    assert sorted(p.name for p in (tmp_path / "sub").iterdir()) == [
+        "csc_table.md", "heldout.json", "learning_curves.png", "no_suffix"]
 
 
 def _exit_code(*argv: str) -> int:

@@ -14,47 +14,15 @@ with probability `no_action_prob`, so the same encoder also learns the posterior
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import NamedTuple
 
 import torch
 from torch import nn
 
+from policies.cafe.config import CreditConfig
 from policies.cafe.finite import check_finite
-from rl_cs.errors import require
 
 LOGVAR_LIMIT = 8.0  # keeps exp(logvar) finite, so KL and CMI stay finite for any encoder weights
-
-
-@dataclass(frozen=True)
-class CreditConfig:
-    """Shapes and loss weights of the credit VAE (Eq. 4)."""
-
-    obs_dim: int
-    """Width of the observation feature vector o_t given to the encoder, shape (B, obs_dim)."""
-    num_actions: int
-    """Size of the discrete action space (tau_0 .. tau_x); index num_actions is the no-action token."""
-    action_embed_dim: int = 16
-    """Width of the own-action and neighbour-action embeddings."""
-    hidden_dim: int = 128
-    """Width of the encoder and decoder MLPs."""
-    latent_dim: int = 16
-    """Width of z_rho."""
-    kl_weight: float = 1.0
-    """beta in loss = -log p(y|z) + beta * KL[q || N(0, I)]; 1 is the plain ELBO of Eq. 4."""
-    recon_std: float = 1.0
-    """Standard deviation sigma of the Gaussian likelihood p(sum rho | z), in revenue units."""
-    no_action_prob: float = 0.25
-    """Probability of replacing a_t^i by the no-action token during training, so that the token
-    learns q(z | o_t, a_{t,o}^{-i}) (the second term of Eq. 3)."""
-
-    def __post_init__(self):
-        for name in ("obs_dim", "num_actions", "action_embed_dim", "hidden_dim", "latent_dim"):
-            require(getattr(self, name) >= 1, f"cafe.credit.{name}", f"must be >= 1, got {getattr(self, name)}")
-        require(self.kl_weight >= 0, "cafe.credit.kl_weight", f"must be >= 0, got {self.kl_weight}")
-        require(self.recon_std > 0, "cafe.credit.recon_std", f"must be > 0, got {self.recon_std}")
-        require(0 <= self.no_action_prob < 1, "cafe.credit.no_action_prob",
-                f"must be in [0, 1), got {self.no_action_prob}")
 
 
 class VAELoss(NamedTuple):
@@ -85,16 +53,23 @@ class CreditModel(nn.Module):
       neighbour_actions (B, K) long          actions of the K workers in the observation (padding: any value)
       neighbour_mask    (B, K) bool          True where a neighbour is present
     Neighbour actions are embedded and summed over present neighbours (a permutation-invariant set).
+
+    obs_dim (width of o_t) and num_actions (size of the discrete action space, tau_0 .. tau_x; index
+    num_actions is the no-action token) follow from the observation trunk and the world, so they are
+    arguments here rather than CreditConfig fields.
     """
 
-    def __init__(self, config: CreditConfig):
+    def __init__(self, config: CreditConfig, obs_dim: int, num_actions: int):
         super().__init__()
+        config.validate()
+        if obs_dim < 1 or num_actions < 1:
+            raise ValueError(f"CreditModel needs obs_dim >= 1 and num_actions >= 1, got {obs_dim}, {num_actions}")
         self.config = config
-        self.no_action = config.num_actions
-        self.own_action = nn.Embedding(config.num_actions + 1, config.action_embed_dim)
-        self.neighbour_action = nn.Embedding(config.num_actions, config.action_embed_dim)
+        self.no_action = num_actions
+        self.own_action = nn.Embedding(num_actions + 1, config.action_embed_dim)
+        self.neighbour_action = nn.Embedding(num_actions, config.action_embed_dim)
         self.encoder = nn.Sequential(
-            nn.Linear(config.obs_dim + 2 * config.action_embed_dim, config.hidden_dim), nn.ReLU(),
+            nn.Linear(obs_dim + 2 * config.action_embed_dim, config.hidden_dim), nn.ReLU(),
             nn.Linear(config.hidden_dim, config.hidden_dim), nn.ReLU(),
             nn.Linear(config.hidden_dim, 2 * config.latent_dim),
         )

@@ -13,8 +13,9 @@ the agent, Eq. 4) is the payments of tasks completed within range of the decisio
 decision, standardised over the train batch.
 
 model_config: layout (ObsLayout fields), embed_dim, num_heads, hidden_dim (the trunk), credit (CreditConfig
-fields other than obs_dim/num_actions), phi (PhiConfig fields), policy (module id of the actor-critic),
-gamma, lambda_ (PPO's, for the advantage basis of policies.cafe.connector).
+fields), phi (PhiConfig fields), finetune (bool: CAFE True, CA-noFE False), policy (module id of the
+actor-critic), gamma, lambda_ (PPO's, for the advantage basis of policies.cafe.connector). The VAE's input
+width is the trunk's hidden_dim and its action count the layout's.
 """
 
 from __future__ import annotations
@@ -26,8 +27,9 @@ from ray.rllib.core.rl_module.torch import TorchRLModule
 from envs.csc_observation import ObsLayout
 from policies.attention import AttentionTower
 from policies.cafe.connector import CMI, REVENUE_TARGET, cafe_rewrite
-from policies.cafe.credit import CreditConfig, CreditModel
-from policies.cafe.finetune import FinetuneSchedule, PhiConfig
+from policies.cafe.config import CreditConfig, PhiConfig
+from policies.cafe.credit import CreditModel
+from policies.cafe.finetune import FinetuneSchedule
 from policies.shaping.connector import RewardShaper, fact
 
 
@@ -39,10 +41,11 @@ class CreditModule(RewardShaper, TorchRLModule):
         self.layout = ObsLayout(**config["layout"])
         hidden = config.get("hidden_dim", 128)
         self.trunk = AttentionTower(self.layout, config.get("embed_dim", 64), config.get("num_heads", 4), hidden)
-        self.credit = CreditModel(CreditConfig(obs_dim=hidden, num_actions=self.layout.num_actions,
-                                               **config.get("credit", {})))
-        self.phi_config = PhiConfig(**{**config.get("phi", {}), "phi_init": tuple(config.get("phi", {}).get(
-            "phi_init", (1.0, 0.0)))})
+        self.credit = CreditModel(CreditConfig(**config.get("credit", {})), obs_dim=hidden,
+                                  num_actions=self.layout.num_actions)
+        self.phi_config = PhiConfig(**config.get("phi", {}))
+        self.phi_config.validate()
+        self.finetune = bool(config.get("finetune", True))
         self.register_buffer("phi", torch.tensor(self.phi_config.phi_init, dtype=torch.float32))
         self.register_buffer("finetune_on", torch.zeros((), dtype=torch.bool))
         self.register_buffer("schedule_state", torch.tensor([0.0, 0.0, *self.phi_config.phi_init]))
@@ -77,7 +80,7 @@ class CreditModule(RewardShaper, TorchRLModule):
     # ------------------------------------------------------------------ Algorithm 1, line 5
     def schedule(self) -> FinetuneSchedule:
         """The FinetuneSchedule as of the buffers (it lives in them so it is checkpointed)."""
-        schedule = FinetuneSchedule(self.phi_config)
+        schedule = FinetuneSchedule(self.phi_config, self.finetune)
         updates, calm, *last = self.schedule_state.tolist()
         schedule.load_state_dict({"updates": int(updates), "calm_updates": int(calm),
                                   "active": bool(self.finetune_on), "last_phi": last})

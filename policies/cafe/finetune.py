@@ -17,48 +17,12 @@ as a criterion. Before it holds, training is CA-noFE; after it holds once, fine-
 
 from __future__ import annotations
 
-import math
-from dataclasses import dataclass
 from typing import Callable
 
 import torch
 
+from policies.cafe.config import PhiConfig
 from policies.cafe.finite import check_finite
-from rl_cs.errors import require
-
-
-@dataclass(frozen=True)
-class PhiConfig:
-    """How phi is trained (Eq. 14 updates) and fine-tuned (Eq. 19)."""
-
-    eta: float = 1.0
-    """Reward scale eta of Eq. 6: the redistributed return should equal eta times the payments."""
-    phi_lr: float = 1e-3
-    """Update rate of phi for the Eq. 14 gradient steps (1e-3 in §5.1)."""
-    phi_init: tuple[float, float] = (1.0, 0.0)
-    """Initial (phi_1, phi_2) of Eq. 5."""
-    finetune: bool = True
-    """Switch the Eq. 19 fine-tuning on (CAFE) or off (CA-noFE)."""
-    finetune_after: int = 10
-    """Eq. 14 updates of phi before fine-tuning may start; must be >= 1 when finetune is on."""
-    tolerance: float = 1e-3
-    """phi counts as converged when ||phi_k - phi_{k-1}|| / max(||phi_{k-1}||, 1e-8) < tolerance ..."""
-    patience: int = 5
-    """... for this many consecutive Eq. 14 updates."""
-    newton_damping: float = 1e-4
-    """Levenberg damping of Eq. 19, relative to the Hessian's mean diagonal; 0 for a pure Newton step."""
-
-    def __post_init__(self):
-        require(self.eta > 0, "cafe.eta", f"must be > 0, got {self.eta}")
-        require(self.phi_lr > 0, "cafe.phi_lr", f"the update rate of phi must be > 0, got {self.phi_lr}")
-        require(len(self.phi_init) == 2 and all(math.isfinite(v) for v in self.phi_init), "cafe.phi_init",
-                f"must be two finite numbers (phi_1, phi_2), got {self.phi_init}")
-        require(not self.finetune or self.finetune_after >= 1, "cafe.finetune_after",
-                f"fine-tuning cannot be switched on before any phi training (got {self.finetune_after})",
-                "set finetune_after >= 1, or finetune: false for CA-noFE")
-        require(self.tolerance > 0, "cafe.tolerance", f"must be > 0, got {self.tolerance}")
-        require(self.patience >= 1, "cafe.patience", f"must be >= 1, got {self.patience}")
-        require(self.newton_damping >= 0, "cafe.newton_damping", f"must be >= 0, got {self.newton_damping}")
 
 
 def newton_step(loss: Callable[[torch.Tensor], torch.Tensor], phi_hat: torch.Tensor,
@@ -83,10 +47,13 @@ class FinetuneSchedule:
     Call `observe(phi)` after every Eq. 14 update (not after Newton steps). `active` becomes True once
     finetune is on, at least finetune_after updates were seen, and the relative change of phi stayed
     below tolerance for patience consecutive updates; it then stays True.
+
+    ``finetune`` is not a PhiConfig field because the method decides it, not the user: True for CAFE,
+    False for CA-noFE (rl_cs.experiment.shaping.cafe_config), whose schedule never switches on.
     """
 
-    def __init__(self, config: PhiConfig):
-        self.config = config
+    def __init__(self, config: PhiConfig, finetune: bool = True):
+        self.config, self.finetune = config, finetune
         self.updates = 0
         self.calm_updates = 0
         self.active = False
@@ -100,7 +67,7 @@ class FinetuneSchedule:
         self.calm_updates = self.calm_updates + 1 if change < self.config.tolerance else 0
         self._last = phi
         self.active = self.active or (
-            self.config.finetune
+            self.finetune
             and self.updates >= self.config.finetune_after
             and self.calm_updates >= self.config.patience
         )

@@ -26,42 +26,13 @@ from typing import Callable, Sequence
 import torch
 from torch import nn
 
+from policies.cafe.config import ImplicitGradConfig
 from policies.cafe.finite import check_finite
-from rl_cs.errors import InputError, closest, require
+from rl_cs.errors import InputError, closest
 
 Objective = Callable[[Sequence[torch.Tensor], torch.Tensor], torch.Tensor]
 """J(theta_l, phi) -> scalar, to be maximised; must compute with the given tensors (e.g. via
 torch.func.functional_call), since they are fresh leaves, not the module's own parameters."""
-
-SOLVERS = ("cg", "neumann")
-
-
-@dataclass(frozen=True)
-class ImplicitGradConfig:
-    """Settings of the Eq. 14 hypergradient."""
-
-    theta_l_layers: tuple[str, ...]
-    """Names (module or parameter name prefixes) of the actor's last layers theta^l."""
-    solver: str = "cg"
-    """Inverse-Hessian-vector product solver: "cg" (conjugate gradient) or "neumann" (Neumann series)."""
-    iterations: int = 10
-    """Hessian-vector products per solve."""
-    damping: float = 1e-3
-    """lambda in (-H + lambda I): regularises a singular or indefinite Hessian."""
-    cg_tolerance: float = 1e-6
-    """CG stops when the residual norm falls below this fraction of the right-hand side's norm."""
-    neumann_scale: float = 0.1
-    """alpha in (A)^-1 b ~ alpha sum_k (I - alpha A)^k b; needs alpha < 2 / largest eigenvalue of A."""
-
-    def __post_init__(self):
-        require(len(self.theta_l_layers) > 0, "cafe.theta_l_layers", "is empty",
-                "name at least one of the actor's last layers")
-        require(self.solver in SOLVERS, "cafe.solver", f"unknown solver '{self.solver}'",
-                closest(self.solver, SOLVERS))
-        require(self.iterations >= 1, "cafe.iterations", f"must be >= 1, got {self.iterations}")
-        require(self.damping >= 0, "cafe.damping", f"must be >= 0, got {self.damping}")
-        require(self.cg_tolerance > 0, "cafe.cg_tolerance", f"must be > 0, got {self.cg_tolerance}")
-        require(self.neumann_scale > 0, "cafe.neumann_scale", f"must be > 0, got {self.neumann_scale}")
 
 
 @dataclass(frozen=True)
@@ -78,7 +49,7 @@ class Hypergradient:
 
 
 def select_parameters(module: nn.Module, layers: Sequence[str],
-                      where: str = "cafe.theta_l_layers") -> dict[str, nn.Parameter]:
+                      where: str = "cafe.implicit.theta_l_layers") -> dict[str, nn.Parameter]:
     """theta^l: the parameters of `module` whose name is, or starts with, one of `layers` + ".".
 
     Raises InputError naming `where` for a name that matches nothing, with the valid names.

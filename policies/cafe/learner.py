@@ -14,7 +14,8 @@ of the inverse-HVP solve only run through theta^l. L_Lambda uses the whole train
 After each update the FinetuneSchedule decides whether Newton fine-tuning (Eq. 19, applied to every new
 batch by the connector) switches on; with finetune off this is CA-noFE.
 
-Reads learner_config_dict["cafe"] = {"implicit": ImplicitGradConfig fields, "phi": PhiConfig fields}.
+Reads learner_config_dict["cafe"] = {"implicit": ImplicitGradConfig fields}; phi's settings (PhiConfig) and
+whether fine-tuning is on are the credit module's (policies.cafe.credit_module).
 Logged under the credit module: phi_1, phi_2, L_Lambda, the three Eq. 14 terms, implicit_step_s,
 finetune_on, and (from the VAE loss) vae_loss, vae_reconstruction, vae_kl, cmi_mean/std/max.
 A NaN or infinite phi, CMI or Hessian-vector product raises NonFiniteError naming it, before any update
@@ -30,7 +31,8 @@ from ray.rllib.core.columns import Columns
 
 from policies.cafe.connector import A_V, D_CMI, D_ONE, return_gap
 from policies.cafe.finite import check_finite
-from policies.cafe.hypergradient import ImplicitGradConfig, implicit_hypergradient, select_parameters
+from policies.cafe.config import ImplicitGradConfig
+from policies.cafe.hypergradient import implicit_hypergradient, select_parameters
 from policies.shaping.connector import fact
 from policies.shaping.learner import ShapingPPOLearner
 
@@ -58,8 +60,8 @@ class CAFELearner(ShapingPPOLearner):
     def build(self) -> None:
         super().build()
         cafe = self.config.learner_config_dict["cafe"]
-        self._implicit = ImplicitGradConfig(**{**cafe["implicit"],
-                                               "theta_l_layers": tuple(cafe["implicit"]["theta_l_layers"])})
+        self._implicit = ImplicitGradConfig(**cafe["implicit"])
+        self._implicit.validate()
         policy = self.module[self.shaping["policy"]]
         self._theta_names = list(select_parameters(policy, self._implicit.theta_l_layers))
         credit = self.module[self.shaping["shaper"]]

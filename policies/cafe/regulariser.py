@@ -25,7 +25,7 @@ def return_gap_loss(rewards: torch.Tensor, payments: torch.Tensor, segment_ids: 
     What a trajectory is, is the caller's choice: one id per episode (all agents' rewards against the
     platform's total revenue, our reading of "the undivided rewards") or one per (episode, agent).
     """
-    require(eta > 0, "cafe.eta", f"must be > 0, got {eta}")
+    require(eta > 0, "cafe.phi.eta", f"must be > 0, got {eta}")
     segments, index = torch.unique(segment_ids, return_inverse=True)
     gap = torch.zeros(len(segments), dtype=rewards.dtype, device=rewards.device)
     gap = gap.index_add(0, index, rewards - eta * payments)

@@ -65,7 +65,7 @@ class RewriteRewards(ConnectorV2):
         super().__init__(input_observation_space, input_action_space, **kwargs)
         self.policy_id, self.shaper_id, self.num_near_workers = policy_id, shaper_id, num_near_workers
 
-    def __call__(self, *, rl_module, batch: dict, episodes: list, **kwargs):
+    def __call__(self, *, rl_module, batch: dict, episodes: list, metrics=None, **kwargs):
         if self.policy_id not in batch:
             return batch
         module_batch = batch[self.policy_id]
@@ -82,4 +82,7 @@ class RewriteRewards(ConnectorV2):
         valid = module_batch[fact("valid")]
         module_batch[Columns.REWARDS] = torch.where(valid, new_rewards.to(rewards.dtype), torch.zeros_like(rewards))
         module_batch.update(columns)
+        if metrics is not None and bool(valid.any()):  # how far the rewrite moved the world's reward
+            change = (module_batch[Columns.REWARDS] - rewards)[valid].abs().mean()
+            metrics.log_value((self.shaper_id, "reward_change_abs_mean"), float(change), window=1)
         return batch

@@ -45,12 +45,12 @@ def cafe_config(config: ExperimentConfig, env_config: dict, seed, finetune: bool
     from policies.mappo import CentralCriticActorCritic
 
     cafe = config.cafe
-    phi = dataclasses.asdict(cafe.phi(finetune))
     return shaped_ppo_config(
         config, env_config, seed, shaper_id="credit", shaper_class=CreditModule,
-        shaper_model_config={"credit": dataclasses.asdict(cafe.credit), "phi": phi},
+        shaper_model_config={"credit": dataclasses.asdict(cafe.credit), "phi": dataclasses.asdict(cafe.phi),
+                             "finetune": finetune},
         learner_class=CAFELearner,
-        learner_config={"cafe": {"implicit": dataclasses.asdict(cafe.implicit()), "phi": phi}},
+        learner_config={"cafe": {"implicit": dataclasses.asdict(cafe.implicit)}},
         policy_class=CentralCriticActorCritic if cafe.critic == "mappo" else None)
 
 
