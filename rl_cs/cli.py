@@ -125,7 +125,8 @@ def main(argv: list[str] | None = None) -> None:
         print(f"rl-cs: error: {error}", file=sys.stderr)
         sys.exit(2)
     except KeyboardInterrupt:
-        print("rl-cs: interrupted; finished results and checkpoints are kept", file=sys.stderr)
+        print("rl-cs: interrupted; finished results and checkpoints are kept (`rl-cs train` with the same "
+              "arguments and --resume continues a training run)", file=sys.stderr)
         sys.exit(130)
     sys.exit(code or 0)
 

@@ -34,6 +34,11 @@ class RunSettings:
     """Trials per grid point, one per seed (0..seeds-1)."""
     checkpoint_every: int = 1
     """Checkpoint frequency in iterations (the last iteration is always checkpointed)."""
+    max_failures: int = 2
+    """Times Tune retries a failed trial (its actor died, or an iteration sampled nothing because every env
+    runner was lost) before the run fails; -1: without limit, 0: never. A learned trial restarts from its
+    last checkpoint, so with checkpoint_every > 1 the iterations after that checkpoint are trained again
+    (and appear twice in progress.csv); a heuristic trial has no checkpoint and starts over."""
     max_concurrent_trials: int = 0
     """Trials running at once (0: as many as the cluster's CPUs allow)."""
     methods: list = field(default_factory=list)
@@ -43,7 +48,11 @@ class RunSettings:
         require(self.iterations >= 1, f"{where}.iterations", "must be >= 1")
         require(self.seeds >= 1, f"{where}.seeds", "must be >= 1")
         require(self.checkpoint_every >= 1, f"{where}.checkpoint_every", "must be >= 1")
+        require(self.max_failures >= -1, f"{where}.max_failures", "must be >= -1 (-1: retry without limit)")
         require(self.max_concurrent_trials >= 0, f"{where}.max_concurrent_trials", "must be >= 0")
+        for method in self.methods:
+            require(isinstance(method, str) and method != "", f"{where}.methods", f"{method!r} is not a method name",
+                    "list method names, e.g. [greedy, ippo]")
 
 
 @dataclass(frozen=True)
@@ -84,9 +93,22 @@ class TrainingSettings:
     module's forward took 2.4 ms with 1 thread and 44 ms with 2 on a busy 2-core machine)."""
 
     def validate(self, where: str) -> None:
-        require(self.lr > 0, f"{where}.lr", "must be > 0")
-        require(0 < self.gamma <= 1, f"{where}.gamma", "must be in (0, 1]")
-        require(0 <= self.lambda_ <= 1, f"{where}.lambda_", "must be in [0, 1]")
+        """Every field's range, RLlib's own limits included, so a bad value never reaches Ray."""
+        import math
+
+        for name in ("lr", "gamma", "lambda_", "clip_param", "entropy_coeff", "vf_loss_coeff", "num_gpus_per_learner"):
+            value = getattr(self, name)
+            require(math.isfinite(value), f"{where}.{name}", f"must be a finite number, got {value!r}")
+        require(0 < self.lr <= 1, f"{where}.lr", f"must be in (0, 1], got {self.lr}",
+                "Adam's step size; CAFE uses 1e-3")
+        require(0 < self.gamma <= 1, f"{where}.gamma", f"must be in (0, 1], got {self.gamma}")
+        require(0 <= self.lambda_ <= 1, f"{where}.lambda_", f"must be in [0, 1], got {self.lambda_}")
+        require(0 < self.clip_param <= 1, f"{where}.clip_param", f"must be in (0, 1], got {self.clip_param}",
+                "PPO clips the probability ratio to [1 - clip_param, 1 + clip_param]; typical: 0.1 to 0.3")
+        require(self.entropy_coeff >= 0, f"{where}.entropy_coeff", f"must be >= 0, got {self.entropy_coeff}",
+                "RLlib's PPO refuses a negative entropy bonus; 0 turns it off")
+        require(self.vf_loss_coeff >= 0, f"{where}.vf_loss_coeff", f"must be >= 0, got {self.vf_loss_coeff}",
+                "a negative weight would train the critic away from the returns")
         require(self.train_batch_size > 0 and self.minibatch_size > 0, f"{where}.train_batch_size/minibatch_size",
                 "must be > 0")
         require(self.minibatch_size <= self.train_batch_size, f"{where}.minibatch_size",
@@ -96,6 +118,15 @@ class TrainingSettings:
                 "must be >= 0")
         require(self.num_envs_per_env_runner >= 1, f"{where}.num_envs_per_env_runner", "must be >= 1")
         require(self.rollout_fragment_length >= 0, f"{where}.rollout_fragment_length", "must be >= 0 (0: auto)")
+        if self.rollout_fragment_length:  # RLlib's rule (AlgorithmConfig.validate_train_batch_size_vs_rollout_fragment_length)
+            step = max(self.num_env_runners, 1) * self.num_envs_per_env_runner * self.rollout_fragment_length
+            total = self.train_batch_size * max(self.num_learners, 1)
+            reached = -(-total // step) * step  # whole sampling rounds until the batch is full
+            require(reached - total <= 0.1 * total, f"{where}.rollout_fragment_length",
+                    f"{self.rollout_fragment_length} env steps x {max(self.num_env_runners, 1)} runner(s) x "
+                    f"{self.num_envs_per_env_runner} env(s) per round fills a batch of {reached}, more than 10% over "
+                    f"train_batch_size {total} (RLlib refuses this)",
+                    f"use 0 (auto) or {max(total // (step // self.rollout_fragment_length), 1)}")
         require(self.num_gpus_per_learner >= 0, f"{where}.num_gpus_per_learner", "must be >= 0")
         require(self.torch_threads >= 1, f"{where}.torch_threads", "must be >= 1")
 
@@ -130,6 +161,8 @@ class EvaluationSettings:
 
     def validate(self, where: str) -> None:
         require(self.episodes >= 1, f"{where}.episodes", "must be >= 1")
+        require(self.seed >= 0, f"{where}.seed", f"must be >= 0, got {self.seed}",
+                "seeds of the held-out episodes are seed, seed+1, ...; numpy takes no negative seed")
 
 
 def experiment_config_class(world: str, world_config: type, name: str) -> type:

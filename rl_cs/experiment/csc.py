@@ -10,20 +10,22 @@ from __future__ import annotations
 import copy
 import dataclasses
 import json
+import shlex
 import sys
 from pathlib import Path
 
 import pandas as pd
 
 from envs.csc import CSCEnv, env_config
-from rl_cs.config import to_dict
-from rl_cs.errors import require
+from rl_cs.config import from_dict, parse_value, to_dict, with_override
+from rl_cs.errors import InputError, require
 from rl_cs import evaluation
 from rl_cs.atomic import write_frame, write_json
 from rl_cs.evaluation import load_actor
 from rl_cs.experiment.config import ExperimentConfig, load_experiment
 from rl_cs.registry import Method, get_method, methods
-from rl_cs.experiment.tune_runner import METADATA, experiment_folder, run_tuner
+from rl_cs.experiment.tune_runner import (FAILURES, METADATA, experiment_folder, failures, read_metadata,
+                                          rewrite_progress, run_tuner)
 
 METRIC = "env_runners/revenue"
 HELDOUT = "heldout.json"
@@ -93,20 +95,24 @@ def _methods_to_run(args) -> list[Method]:
 
 
 def _train_one(args, method: Method) -> int:
-    config, source = prepare(args, method)
+    resume = args.resume
+    if resume:  # the YAML and --set only name the folder here; the run's settings are the stored ones
+        name = _experiment_name(args, method, load_experiment(args.config, args.set))
+        if args.method == "all" and not (Path(args.results_dir).resolve() / name / METADATA).exists():
+            resume = False  # `train all --resume`: a method the interrupted run never reached starts now
+        else:
+            folder = experiment_folder(args.results_dir, name, resume=True)
+    if not resume:
+        config, source = prepare(args, method)
+        folder = experiment_folder(args.results_dir, _experiment_name(args, method, config), resume=False)
+    else:
+        config = _resumed_config(folder, method, args)
+        source = f"settings stored in {METADATA}"
     run = config.experiment
-    name = args.name or run.name or f"{method.name}-{args.world}"
-    if args.method == "all":
-        name = f"{name}/{method.name}"
-    folder = experiment_folder(args.results_dir, name, args.resume)
-    base_env = env_config(config.world, args.data_dir)
     seeds = list(range(run.seeds))
-    if not args.resume:
-        write_json(folder / METADATA, {
-            "world": args.world, "method": method.name, "data_dir": args.data_dir,
-            "config": to_dict(config), "seeds": seeds})
     from ray import tune
 
+    trainable, param_space = heuristic_trainable, None
     if method.learned:
         from ray.rllib.algorithms.ppo import PPO
 
@@ -114,19 +120,25 @@ def _train_one(args, method: Method) -> int:
 
         envs.register()
         trainable = PPO
-        param_space = method.build_algorithm(config, _grid_env_config(config, base_env), tune.grid_search(seeds))
-    else:
-        trainable = heuristic_trainable
-        param_space = {"method": method.name, "env_config": _grid_env_config(config, base_env),
-                       "seed": tune.grid_search(seeds), "iterations": run.iterations}
-    print(f"rl-cs: {method.name} on {args.world} ({source}); "
+    if not resume:
+        base_env = env_config(config.world, args.data_dir)
+        if method.learned:
+            param_space = method.build_algorithm(config, _grid_env_config(config, base_env), tune.grid_search(seeds))
+        else:
+            param_space = {"method": method.name, "env_config": _grid_env_config(config, base_env),
+                           "seed": tune.grid_search(seeds), "iterations": run.iterations}
+        write_json(folder / METADATA, {
+            "world": args.world, "method": method.name, "data_dir": args.data_dir,
+            "config": to_dict(config), "seeds": seeds})
+    print(f"rl-cs: {'resuming ' if resume else ''}{method.name} on {args.world} ({source}); "
           f"{len(seeds)} seed(s), {run.iterations} iteration(s) -> {folder}", file=sys.stderr)
-    results = run_tuner(trainable, param_space, folder, run.iterations, run.checkpoint_every,
-                        run.max_concurrent_trials, args.resume)
-    failed = [result for result in results if result.error]
-    if failed:
-        print(f"rl-cs: {len(failed)} trial(s) failed; first error:\n{failed[0].error}", file=sys.stderr)
-        return 1
+    results, interrupted = run_tuner(trainable, param_space, folder, run.iterations, run.checkpoint_every,
+                                     run.max_concurrent_trials, resume, run.max_failures)
+    rewrite_progress(folder)
+    _report_faults(folder, results)
+    code = _unfinished(args, folder, results, run.iterations, interrupted)
+    if code:
+        return code
     evaluate_trials(folder, method, config.evaluation)
     summary = _summarise(results)
     write_frame(summary, folder / "trials.csv")
@@ -139,6 +151,95 @@ def _train_one(args, method: Method) -> int:
             print(f"\nHeld-out task stream (seeds {config.evaluation.seed}..): {method.name} vs Greedy")
             print(comparison.to_markdown(index=False, floatfmt=".3f"))
     return 0
+
+
+def _experiment_name(args, method: Method, config: ExperimentConfig) -> str:
+    name = args.name or config.experiment.name or f"{method.name}-{args.world}"
+    return f"{name}/{method.name}" if args.method == "all" else name
+
+
+def _resumed_config(folder: Path, method: Method, args) -> ExperimentConfig:
+    """The stored config of the run ``--resume`` continues. A ``--set`` or ``--seeds`` that would change it
+    is refused (exit 2), naming the field: Tune restores the stored trials and stopping rule, so a changed
+    setting would be announced and then ignored."""
+    metadata = read_metadata(folder)
+    where = str(folder / METADATA)
+    require(metadata.get("method") == method.name, "--resume",
+            f"{folder} holds a '{metadata.get('method')}' run, not '{method.name}'",
+            f"resume it with `rl-cs train {metadata.get('method')}`, or choose another --name")
+    stored = from_dict(ExperimentConfig, metadata["config"], f"{where}:")
+    stored.validate(where)
+    asked = stored
+    for item in args.set:
+        key, sep, text = item.partition("=")
+        require(bool(sep) and bool(key.strip()), f"--set {item}", "expected KEY=VALUE")
+        asked = with_override(asked, key.strip(), parse_value(text), f"--set {item}")
+    if args.seeds is not None:
+        asked = dataclasses.replace(asked, experiment=dataclasses.replace(asked.experiment, seeds=args.seeds))
+    changed = _differences(to_dict(stored), to_dict(asked))
+    if changed:
+        field, before, after = changed[0]
+        flag = "--seeds" if field == "experiment.seeds" and args.seeds is not None else "--set"
+        raise InputError(f"{flag} {field}", f"--resume continues the stored run, which has {field}={before!r}, "
+                         f"not {after!r}", "drop the change to resume as stored, or start a new run under "
+                         "another --name with the new settings")
+    return stored
+
+
+def _differences(before, after, path: str = "") -> list[tuple[str, object, object]]:
+    if isinstance(before, dict) and isinstance(after, dict):
+        return [change for key in sorted(set(before) | set(after), key=str)
+                for change in _differences(before.get(key), after.get(key), f"{path}{'.' if path else ''}{key}")]
+    return [] if before == after else [(path, before, after)]
+
+
+def _unfinished(args, folder: Path, results, iterations: int, interrupted: bool) -> int:
+    """Exit code of a run that did not finish every trial (0 if all did): failed trials -> 1, a Ctrl-C -> 130.
+    Nothing final (trials.csv, heldout.json, comparison.csv, the table) is written for such a run."""
+    done = {Path(r.path).name: (r.metrics or {}).get("training_iteration") or 0 for r in results}
+    failed = [result for result in results if result.error]
+    short = [name for name, reached in done.items() if reached < iterations]
+    if not failed and not short and results.num_terminated == len(results):
+        return 0
+    experiment = folder.parent if args.method == "all" else folder
+    flags = [f"--world {args.world}", f"--results-dir {shlex.quote(str(experiment.parent))}",
+             f"--name {shlex.quote(experiment.name)}"]
+    if args.config:
+        flags.append(f"--config {shlex.quote(args.config)}")
+    again = f"`rl-cs train {args.method} {' '.join(flags)} --resume`"
+    progress = ", ".join(f"{name}: {reached}/{iterations}" for name, reached in sorted(done.items()))
+    if interrupted:
+        lost = f"; {len(failed)} trial(s) had failed" if failed else ""
+        print(f"rl-cs: interrupted at {progress}{lost}; no final results were written. {again} continues from the "
+              "last checkpoints", file=sys.stderr)
+        return 130
+    if failed:
+        print(f"rl-cs: {len(failed)} trial(s) failed (retries exhausted); first error:\n{failed[0].error}",
+              file=sys.stderr)
+        print(f"rl-cs: iterations done: {progress}. No final results were written; {again} retries the failed "
+              "trials from their last checkpoints", file=sys.stderr)
+        return 1
+    print(f"rl-cs: the run ended before its {iterations} iterations ({progress}); no final results were written. "
+          f"{again} continues it", file=sys.stderr)
+    return 1
+
+
+def _report_faults(folder: Path, results) -> None:
+    """One line on what fault tolerance did in this run: env runners restarted, trials retried."""
+    restarts = 0
+    for result in results:
+        log = Path(result.path) / "result.json"
+        counts = [json.loads(line).get("env_runner_restarts", 0) for line in
+                  (log.read_text(encoding="utf-8").splitlines() if log.exists() else []) if line.strip()]
+        previous = 0
+        for count in counts:  # a per-process count: it starts again at 0 when a trial is retried or resumed
+            restarts += count - previous if count >= previous else count
+            previous = count
+    retried = [record for record in failures(folder) if record.get("retried")]
+    if restarts or retried:
+        print(f"rl-cs: fault tolerance: {restarts} env runner restart(s) in reported iterations, "
+              f"{len(retried)} trial retr{'y' if len(retried) == 1 else 'ies'} from checkpoint "
+              f"(details: {folder / FAILURES})", file=sys.stderr)
 
 
 def _summarise(results) -> pd.DataFrame:
@@ -196,6 +297,11 @@ def evaluate(args) -> int:
     config = load_experiment(args.config, args.set)
     require(args.episodes >= 1, "--episodes", "must be >= 1")
     actor = load_actor(args.policy, config.evaluation.deterministic, world="csc")
+    trained = getattr(getattr(actor, "module", None), "layout", None)  # a trained policy's observation layout
+    wanted = config.policy_model_config()["layout"]
+    require(trained is None or trained.to_dict() == wanted, args.config or "--config",
+            f"the policy was trained on observations {trained and trained.to_dict()}, this world gives {wanted}",
+            "evaluate with the experiment's own YAML, or --set the world's num_* observation sizes to match")
     world = dataclasses.replace(config.world, reward="split")
     env = CSCEnv(env_config(world, args.data_dir))
     metrics, log = evaluation.evaluate(env, actor, [args.seed + i for i in range(args.episodes)])

@@ -2,6 +2,11 @@
 
 One shared RLModule ("shared") serves all workers (CAFE §4.1: identical network and parameters).
 Business metrics reach Tune through an episode-end callback reading the world's own counters.
+
+Fault tolerance: Ray restarts a lost remote env runner and RLlib brings it back at the start of the next
+iteration (its restarts are the ``env_runner_restarts`` metric). An iteration that sampled nothing (every
+remote runner lost) is an error, not a result: the trial fails and Tune retries it from its last checkpoint
+(experiment.max_failures).
 """
 
 from __future__ import annotations
@@ -25,15 +30,45 @@ def shared_module(agent_id, episode=None, **kwargs) -> str:
     return SHARED_MODULE
 
 
+# RLlib's defaults restart a failed env runner up to 1000 times, but make a runner that raised sleep 60 s
+# before it exits (to stream its logs): a minute of a stalled trial per failure. Two seconds suffice locally.
+ENV_RUNNER_RESTART_DELAY_S = 2.0
+MAX_ENV_RUNNER_RESTARTS = 100
+
+
+class SampledNothing(RuntimeError):
+    """A training iteration without a single env step (its env runners were lost): failing the trial makes
+    Tune retry it from its last checkpoint instead of recording an untrained iteration as a result."""
+
+
 class CSCMetrics(RLlibCallback):
     """Logs revenue, completion rate, lateness, travel and invalid actions of each finished episode, and
-    pins torch's thread count in every process that samples or learns (see TrainingSettings.torch_threads)."""
+    pins torch's thread count in every process that samples or learns (see TrainingSettings.torch_threads).
+    Each iteration's result gets ``env_runner_restarts`` (remote env runners Ray restarted and RLlib restored
+    in this trial process) and ``healthy_env_runners``; an iteration that sampled nothing, or that ended with
+    none of its remote env runners healthy, raises SampledNothing."""
 
     def on_algorithm_init(self, *, algorithm, **kwargs):
         torch.set_num_threads(algorithm.config.env_config["torch_threads"])
+        # every checkpoint also gets the policy's weights alone, which `rl-cs evaluate` reads (no pickle)
+        from rl_cs.evaluation import save_weights_with_checkpoints
+
+        save_weights_with_checkpoints(algorithm, SHARED_MODULE)
 
     def on_environment_created(self, *, env_runner, **kwargs):
         torch.set_num_threads(env_runner.config.env_config["torch_threads"])
+
+    def on_train_result(self, *, algorithm, result: dict, **kwargs):
+        stats = result.get("fault_tolerance", {})
+        remote = algorithm.config.num_env_runners
+        healthy = stats.get("num_healthy_workers", remote)
+        result["env_runner_restarts"] = stats.get("num_remote_worker_restarts", 0)
+        result["healthy_env_runners"] = healthy
+        sampled = result.get("env_runners", {}).get("num_env_steps_sampled", 0)
+        if not sampled > 0 or (remote > 0 and healthy == 0):
+            raise SampledNothing(
+                f"iteration {result.get('training_iteration')} sampled {sampled if sampled > 0 else 0} env steps "
+                f"with {healthy} of {remote} remote env runner(s) healthy (an env runner was lost)")
 
     def on_episode_end(self, *, episode, env=None, env_index: int = 0, metrics_logger=None, **kwargs):
         world = env.envs[env_index].unwrapped if hasattr(env, "envs") else env.unwrapped
@@ -65,6 +100,8 @@ def ppo_config(config: ExperimentConfig, env_config: dict, seed=None) -> PPOConf
                   entropy_coeff=t.entropy_coeff, vf_loss_coeff=t.vf_loss_coeff,
                   train_batch_size_per_learner=t.train_batch_size, minibatch_size=t.minibatch_size,
                   num_epochs=t.num_epochs)
+        .fault_tolerance(restart_failed_env_runners=True, max_num_env_runner_restarts=MAX_ENV_RUNNER_RESTARTS,
+                         delay_between_env_runner_restarts_s=ENV_RUNNER_RESTART_DELAY_S)
         .callbacks(CSCMetrics)
         .debugging(seed=seed)
     )
