@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 from rl_cs.data.city import SyntheticCityConfig
@@ -9,6 +10,15 @@ from rl_cs.data.tasks import SyntheticTasksConfig, TaskRules
 from rl_cs.errors import closest, require
 
 REWARD_MODES = ("split", "ir", "team")
+MAX_WORKERS = 100_000
+"""Largest N_w: every decision point builds per-worker arrays and one observation per idle worker (CAFE's
+largest setting is a few hundred)."""
+MAX_EPISODE_TASKS = 100_000
+"""Largest N_tau per episode (a window of the task pool; Chengdu's real stream has 1,628 requests)."""
+MAX_SHOWN = 256
+"""Largest x and T_near / W_near / W_idle: each shown task or worker is one row of every observation."""
+MAX_DECISION_POINTS = 1_000_000
+"""Largest max_episode_s / decision_interval_s: decision points one episode may take."""
 
 
 @dataclass(frozen=True)
@@ -48,15 +58,31 @@ class CSCConfig:
     """The synthetic request stream (used when no data folder is given)."""
 
     def validate(self, where: str = "world") -> "CSCConfig":
+        for name in ("speed_mps", "work_rate", "range_m", "decision_interval_s", "max_episode_s"):
+            value = getattr(self, name)
+            require(math.isfinite(value), f"{where}.{name}", f"must be a finite number, got {value!r}")
         require(self.num_workers > 0, f"{where}.num_workers", f"no workers: must be > 0, got {self.num_workers}")
+        require(self.num_workers <= MAX_WORKERS, f"{where}.num_workers",
+                f"{self.num_workers} workers is over the limit of {MAX_WORKERS:,}",
+                "every decision point builds an observation per idle worker; use fewer workers")
         require(self.num_tasks > 0, f"{where}.num_tasks", f"must be > 0, got {self.num_tasks}")
+        require(self.num_tasks <= MAX_EPISODE_TASKS, f"{where}.num_tasks",
+                f"{self.num_tasks} tasks per episode is over the limit of {MAX_EPISODE_TASKS:,}",
+                "an episode is a window of the task pool (Chengdu's real stream has 1,628 requests); use fewer")
         require(self.speed_mps > 0, f"{where}.speed_mps", f"speed must be > 0 m/s, got {self.speed_mps}")
         require(self.work_rate > 0, f"{where}.work_rate", f"must be > 0, got {self.work_rate}")
         require(self.range_m > 0, f"{where}.range_m", f"must be > 0, got {self.range_m}")
         require(self.decision_interval_s > 0, f"{where}.decision_interval_s", "must be > 0")
         require(self.max_episode_s > 0, f"{where}.max_episode_s", "must be > 0")
+        points = self.max_episode_s / self.decision_interval_s
+        require(points <= MAX_DECISION_POINTS, f"{where}.decision_interval_s",
+                f"max_episode_s / decision_interval_s = {points:.3g} decision points per episode, over the limit of "
+                f"{MAX_DECISION_POINTS:,}", "CAFE decides every 30 s; use a longer interval or a shorter max_episode_s")
         for name in ("num_optional_tasks", "num_near_tasks", "num_near_workers", "num_idle_workers"):
-            require(getattr(self, name) >= 1, f"{where}.{name}", "must be >= 1")
+            value = getattr(self, name)
+            require(value >= 1, f"{where}.{name}", "must be >= 1")
+            require(value <= MAX_SHOWN, f"{where}.{name}", f"{value} is over the limit of {MAX_SHOWN}",
+                    "each shown task or worker is one row of every worker's observation; CAFE shows 8")
         require(self.reward in REWARD_MODES, f"{where}.reward", f"unknown reward mode '{self.reward}'",
                 closest(self.reward, REWARD_MODES))
         self.rules.validate(f"{where}.rules")

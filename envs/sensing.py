@@ -63,6 +63,8 @@ class SensingWorldConfig:
         require(self.error_cells in ERROR_CELLS, f"{where}.error_cells", f"unknown choice '{self.error_cells}'",
                 closest(self.error_cells, ERROR_CELLS))
         require(self.cycles >= 0, f"{where}.cycles", f"{self.cycles} < 0", "use 0 for all cycles")
+        require(np.isfinite(self.cost_weight) and self.cost_weight >= 0, f"{where}.cost_weight",
+                f"must be a finite number >= 0, got {self.cost_weight!r}", "0 ignores travel; the default is 1")
 
     def check_field(self, sensing_field: SensingField, where: str = "world") -> None:
         """Rules that need the data: attributes present, P <= X, enough cycles."""

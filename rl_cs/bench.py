@@ -9,12 +9,15 @@ the figure to watch; absolute numbers depend on the machine.
 from __future__ import annotations
 
 import dataclasses
+import math
 import time
 
 import numpy as np
 import pandas as pd
 
 from envs.csc import CSCEnv, env_config
+from envs.csc_config import MAX_EPISODE_TASKS, MAX_WORKERS
+from rl_cs.errors import require
 from rl_cs.experiment.config import load_experiment
 
 
@@ -51,9 +54,20 @@ def rllib_decisions_per_second(config, data_dir, num_envs: int, seconds: float) 
     return rate
 
 
+def check_args(args) -> None:
+    """The bench flags, before any world is built: a finite time budget, a world size the machine can hold."""
+    require(math.isfinite(args.seconds) and args.seconds > 0, "--seconds",
+            f"must be a finite number of seconds > 0, got {args.seconds}", "e.g. --seconds 10")
+    require(1 <= args.workers <= MAX_WORKERS, "--workers", f"must be in 1..{MAX_WORKERS:,}, got {args.workers}",
+            "the default is 200")
+    require(1 <= args.tasks <= MAX_EPISODE_TASKS, "--tasks", f"must be in 1..{MAX_EPISODE_TASKS:,}, got {args.tasks}",
+            "the default is 200")
+
+
 def run_bench(args) -> int:
     from rl_cs.experiment.tune_runner import start_ray
 
+    check_args(args)
     config = load_experiment(args.config, [f"world.num_workers={args.workers}", f"world.num_tasks={args.tasks}",
                                            *args.set])
     env = CSCEnv(env_config(config.world, args.data_dir))

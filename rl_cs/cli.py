@@ -8,6 +8,7 @@ input into one clear message and exit code 2 (see rl_cs.errors), before anything
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import sys
 from pathlib import Path
@@ -114,7 +115,7 @@ def run(argv: list[str] | None = None) -> int:
         require(args.episodes >= 1, "--episodes", f"must be >= 1, got {args.episodes}")
         require(args.seed >= 0, "--seed", f"must be >= 0, got {args.seed}")
     if args.command == "bench":
-        require(args.seconds > 0, "--seconds", f"must be > 0, got {args.seconds}")
+        require(math.isfinite(args.seconds) and args.seconds > 0, "--seconds", f"must be a finite number > 0, got {args.seconds}")
     return getattr(world.command_module(), args.command)(args)
 
 

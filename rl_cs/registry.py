@@ -85,14 +85,14 @@ class World:
     def load_config(self, path: str | Path | None, overrides: list[str] = ()):
         """The world's experiment config from ``path`` (default: its quick config) and ``--set`` overrides,
         validated; a file written for another world says so."""
-        from rl_cs.config import load_config, read_yaml
+        from rl_cs.config import load_config
 
         default = REPOSITORY / self.quick_config if self.quick_config else None
         try:
             return load_config(self.config_class(), path, overrides, default=default)
         except InputError as error:
-            if path and "unknown field" in error.problem:
-                owner = _world_of_file(Path(path), exclude=self.name, read=read_yaml)
+            if path and "unknown field" in error.problem and error.where.startswith(str(path)):
+                owner = _world_of_file(Path(path), exclude=self.name)
                 if owner:
                     raise InputError(str(path), f"a config for world '{owner}', not '{self.name}'",
                                      f"pass --world {owner}, or give a {self.name} config") from None
@@ -151,17 +151,18 @@ class Method:
         return resolve(self.build)(config, env_config, seed, **self.build_options)
 
 
-def _world_of_file(path: Path, exclude: str, read) -> str | None:
-    """The other world whose config has every top-level section of the YAML at ``path``, if one does."""
-    import dataclasses
+def _world_of_file(path: Path, exclude: str) -> str | None:
+    """The other world whose config loads the YAML at ``path`` without an error, if one does."""
+    from rl_cs.config import load_config
 
-    try:
-        keys = set(read(path))
-    except InputError:
-        return None
     for world in worlds().values():
-        if world.name != exclude and keys <= {f.name for f in dataclasses.fields(world.config_class())}:
-            return world.name
+        if world.name == exclude:
+            continue
+        try:
+            load_config(world.config_class(), path)
+        except InputError:
+            continue
+        return world.name
     return None
 
 

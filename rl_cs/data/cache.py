@@ -33,6 +33,11 @@ def cache_key(kind: str, params: dict) -> str:
     return f"{kind}-{hashlib.sha256(text.encode()).hexdigest()[:16]}"
 
 
+def is_cached(kind: str, params: dict, cache_dir: Path | None = None) -> bool:
+    """Whether ``cached_arrays(kind, params, ...)`` would load instead of build."""
+    return (Path(cache_dir or DEFAULT_CACHE_DIR) / f"{cache_key(kind, params)}.npz").exists()
+
+
 def cached_arrays(kind: str, params: dict, build: Callable[[], dict[str, np.ndarray]],
                   cache_dir: Path | None = None) -> dict[str, np.ndarray]:
     """Load the arrays stored for (kind, params), or build and store them atomically."""

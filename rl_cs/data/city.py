@@ -20,6 +20,10 @@ from rl_cs.data.progress import step
 from rl_cs.errors import require
 
 ALL_PAIRS_MAX_NODES = 4000
+MAX_SYNTHETIC_NODES = 100_000
+"""Largest synthetic city (rows x cols). Beyond ALL_PAIRS_MAX_NODES every road distance is a Dijkstra search
+over the whole graph, run per worker position and kept in memory; a real city such as central Chengdu has
+about 3,000 road nodes."""
 
 
 def road_matrix(num_nodes: int, edges: np.ndarray, lengths: np.ndarray) -> csr_matrix:
@@ -155,7 +159,15 @@ class SyntheticCityConfig:
 
     def validate(self, where: str = "world.city") -> None:
         require(self.rows >= 2 and self.cols >= 2, f"{where}.rows/cols", "a grid needs at least 2x2 nodes")
+        require(self.rows * self.cols <= MAX_SYNTHETIC_NODES, f"{where}.rows/cols",
+                f"a {self.rows}x{self.cols} grid has {self.rows * self.cols:,} nodes, over the limit of "
+                f"{MAX_SYNTHETIC_NODES:,}", "road distances beyond 4,000 nodes are whole-graph Dijkstra searches per "
+                "worker position, kept in memory; central Chengdu has about 3,000 nodes: use a smaller grid")
+        for name in ("spacing_m", "jitter", "drop_fraction", "one_way_fraction"):
+            value = getattr(self, name)
+            require(np.isfinite(value), f"{where}.{name}", f"must be a finite number, got {value!r}")
         require(self.spacing_m > 0, f"{where}.spacing_m", f"must be > 0, got {self.spacing_m}")
+        require(self.seed >= 0, f"{where}.seed", f"must be >= 0, got {self.seed}", "numpy takes no negative seed")
         require(0 <= self.jitter < 0.5, f"{where}.jitter", f"must be in [0, 0.5), got {self.jitter}")
         require(0 <= self.drop_fraction < 0.5, f"{where}.drop_fraction", "must be in [0, 0.5)")
         require(0 <= self.one_way_fraction <= 1, f"{where}.one_way_fraction", "must be in [0, 1]")

@@ -12,6 +12,11 @@ import numpy as np
 
 from rl_cs.errors import closest, require
 
+MAX_SYNTHETIC_CELLS = 2000
+"""Largest synthetic field: the spatial pattern needs a cells x cells kernel and its Cholesky factor (the
+paper's Piemonte data has 24 cells)."""
+MAX_SYNTHETIC_VALUES = 50_000_000
+"""Largest cycles x cells of a synthetic field (about 3 GiB of float64 while it is generated)."""
 PAPER_ATTRIBUTES = ("WS", "TEMP", "EMI", "PM10")
 """The paper's four attributes, in the order its §5.1 lists them: wind speed (m/s), temperature (Kelvin),
 emission rate of primary aerosols, PM10 (µg/m³)."""
@@ -72,12 +77,28 @@ class SyntheticFieldConfig:
     seed: int = 0
     """Seed of the layout and the values."""
 
-    def validate(self) -> None:
-        require(self.num_cells >= 2, "synthetic.num_cells", f"{self.num_cells} < 2", "use at least 2 cells")
-        require(self.num_cycles >= 1, "synthetic.num_cycles", f"{self.num_cycles} < 1", "use at least 1 cycle")
-        require(0.0 <= self.persistence < 1.0, "synthetic.persistence", f"{self.persistence} not in [0, 1)")
-        require(0.0 <= self.missing_fraction < 1.0, "synthetic.missing_fraction",
+    def validate(self, where: str = "synthetic") -> None:
+        require(self.num_cells >= 2, f"{where}.num_cells", f"{self.num_cells} < 2", "use at least 2 cells")
+        require(self.num_cells <= MAX_SYNTHETIC_CELLS, f"{where}.num_cells",
+                f"{self.num_cells:,} cells is over the limit of {MAX_SYNTHETIC_CELLS:,}",
+                "the spatial pattern needs a cells x cells kernel and its Cholesky factor; Piemonte has 24 cells")
+        require(self.num_cycles >= 1, f"{where}.num_cycles", f"{self.num_cycles} < 1", "use at least 1 cycle")
+        require(self.num_cells * self.num_cycles <= MAX_SYNTHETIC_VALUES, f"{where}.num_cycles",
+                f"{self.num_cycles:,} cycles x {self.num_cells:,} cells is over the limit of "
+                f"{MAX_SYNTHETIC_VALUES:,} values per attribute", "Piemonte has 182 days; use fewer cycles")
+        box = tuple(self.box_km)
+        require(len(box) == 2 and all(np.isfinite(v) and v > 0 for v in box), f"{where}.box_km",
+                f"expected [width, height] in km, both > 0, got {list(box)}", "e.g. [110, 140]")
+        for name in ("length_scale_km", "persistence", "missing_fraction"):
+            value = getattr(self, name)
+            require(np.isfinite(value), f"{where}.{name}", f"must be a finite number, got {value!r}")
+        require(self.length_scale_km > 0, f"{where}.length_scale_km", f"{self.length_scale_km} <= 0",
+                "the correlation length must be > 0 km")
+        require(0.0 <= self.persistence < 1.0, f"{where}.persistence", f"{self.persistence} not in [0, 1)",
+                "1 would freeze the first day's pattern forever")
+        require(0.0 <= self.missing_fraction < 1.0, f"{where}.missing_fraction",
                 f"{self.missing_fraction} not in [0, 1)")
+        require(self.seed >= 0, f"{where}.seed", f"must be >= 0, got {self.seed}", "numpy takes no negative seed")
 
 
 # (mean, spread, transform) per attribute: log-normal for the positive, skewed ones, normal for temperature.

@@ -15,6 +15,13 @@ from scipy.spatial import cKDTree
 from rl_cs.errors import require
 
 NUM_SKILLS = 8
+MAX_SYNTHETIC_TASKS = 1_000_000
+"""Largest synthetic task pool: generating one takes about 150 bytes per task (the cache keeps 56), and
+episodes only draw windows of world.num_tasks from it (Chengdu's real stream has 1,628 requests)."""
+MAX_POIS = 1_000_000
+"""Largest synthetic POI set (central Chengdu has about 31,000 POIs)."""
+MAX_HOTSPOTS = 10_000
+"""Largest number of synthetic demand hotspots."""
 
 
 @dataclass(frozen=True)
@@ -41,6 +48,9 @@ class TaskRules:
     """A task's skill is the dominant skill among POIs within this radius (else the nearest POI's)."""
 
     def validate(self, where: str = "world.tasks") -> None:
+        for item in fields(self):
+            value = getattr(self, item.name)
+            require(np.isfinite(value), f"{where}.{item.name}", f"must be a finite number, got {value!r}")
         require(self.fare_base >= 0 and self.fare_per_km >= 0, f"{where}.fare_base/fare_per_km",
                 "negative payment", "fares must be >= 0")
         require(self.fare_base_km >= 0, f"{where}.fare_base_km", "must be >= 0")
@@ -161,12 +171,24 @@ class SyntheticTasksConfig:
     """Generator seed."""
 
     def validate(self, where: str = "world.synthetic_tasks") -> None:
+        for name in ("mean_interarrival_s", "hotspot_sigma_m", "mean_trip_km"):
+            value = getattr(self, name)
+            require(np.isfinite(value), f"{where}.{name}", f"must be a finite number, got {value!r}")
         require(self.num_tasks > 0, f"{where}.num_tasks", "must be > 0")
+        require(self.num_tasks <= MAX_SYNTHETIC_TASKS, f"{where}.num_tasks",
+                f"a pool of {self.num_tasks:,} tasks is over the limit of {MAX_SYNTHETIC_TASKS:,} "
+                f"(about {self.num_tasks * 150 / 2 ** 30:,.1f} GiB to generate)",
+                "episodes draw windows of world.num_tasks from the pool; a few thousand tasks are enough")
         require(self.mean_interarrival_s > 0, f"{where}.mean_interarrival_s", "must be > 0")
         require(self.num_hotspots > 0 and self.hotspot_sigma_m > 0, f"{where}.num_hotspots/hotspot_sigma_m",
                 "must be > 0")
+        require(self.num_hotspots <= MAX_HOTSPOTS, f"{where}.num_hotspots",
+                f"{self.num_hotspots:,} hotspots is over the limit of {MAX_HOTSPOTS:,}", "the default has 6")
         require(self.mean_trip_km > 0, f"{where}.mean_trip_km", "must be > 0")
         require(self.num_pois > 0, f"{where}.num_pois", "must be > 0")
+        require(self.num_pois <= MAX_POIS, f"{where}.num_pois", f"{self.num_pois:,} POIs is over the limit of "
+                f"{MAX_POIS:,}", "central Chengdu has about 31,000 POIs; the default is 2,000")
+        require(self.seed >= 0, f"{where}.seed", f"must be >= 0, got {self.seed}", "numpy takes no negative seed")
 
 
 def synthetic_task_pool(node_xy: np.ndarray, snap, config: SyntheticTasksConfig, rules: TaskRules) -> TaskPool:

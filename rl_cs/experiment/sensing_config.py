@@ -59,6 +59,8 @@ class GridConfig:
             require(participants >= 1, f"{where}.participants", f"{participants} < 1", "use P >= 1")
         require(self.seeds >= 1, f"{where}.seeds", f"{self.seeds} < 1", "use at least one seed")
         require(self.workers >= 0, f"{where}.workers", f"{self.workers} < 0", "use 0 for one per core")
+        require(self.workers <= 1024, f"{where}.workers", f"{self.workers:,} processes is over the limit of 1,024",
+                "each worker is a process holding the field; use 0 for one per CPU core")
 
 
 @dataclass(frozen=True)
@@ -105,6 +107,8 @@ class SweepConfig:
         metrics = ("error_ratio", "error", "cost_km", "cost_ratio")
         require(self.metric in metrics, f"{where}.metric", f"unknown metric '{self.metric}'", closest(self.metric, metrics))
         require(self.num_samples >= 1, f"{where}.num_samples", f"{self.num_samples} < 1", "use at least 1")
+        for key, values in self.space.items():
+            require(len(values) > 0, f"{where}.space.{key}", "empty list", "give the values to search, e.g. [0.3, 0.5]")
 
 
 @dataclass(frozen=True)
@@ -130,7 +134,7 @@ class SensingExperimentConfig:
         self.qcota.validate(f"{prefix}qcota")
         self.grid.validate(f"{prefix}grid")
         self.calibration.validate(f"{prefix}calibration")
-        self.synthetic.validate()
+        self.synthetic.validate(f"{prefix}synthetic")
         self.sweep.validate(f"{prefix}sweep")
         data = to_dict(self)
         for key in self.sweep.space:
