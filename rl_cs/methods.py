@@ -13,6 +13,7 @@ _CAFE_SETTINGS = "rl_cs.experiment.shaping_config:CAFESettings"
 _QCOTA_SETTINGS = "policies.qcota.config:QcotaConfig"
 _CSC = ("csc",)
 _SENSING = ("sensing",)
+_DASC_SETTINGS = "policies.dasc_baselines:DASCBaselineSettings"
 
 METHODS = (
     # --- the CSC world (CAFE, paper 000, and its baselines)
@@ -32,8 +33,10 @@ METHODS = (
     Method("relara", "ReLara: payment reward + beta * a learned reward agent's proposal in [-1, 1]",
            _CSC, build=f"{_SHAPING}:relara_config",
            settings="rl_cs.experiment.shaping_config:ReLaraSettings", section="relara"),
-    Method("greedy", "Greedy: nearest feasible skill-matching task not yet covered", _CSC,
-           needs=frozenset({"decision_view"}), heuristic="policies.heuristics:Greedy"),
+    Method("greedy", "Greedy (CAFE §5.1): each worker to its nearest feasible skill-matching task, uncoordinated",
+           _CSC, needs=frozenset({"decision_view"}), heuristic="policies.heuristics:Greedy"),
+    Method("greedy-coord", "Greedy-coord (ours, beyond the paper): nearest feasible task not yet covered by others",
+           _CSC, needs=frozenset({"decision_view"}), heuristic="policies.heuristics:CoordinatedGreedy"),
     Method("random", "Random: uniform over the allowed actions (the floor)", _CSC,
            needs=frozenset({"decision_view"}), heuristic="policies.heuristics:RandomPolicy"),
     Method("pau", "PAU: worker coalitions as an exact potential game (greedy, best response, annealing)", _CSC,
@@ -49,4 +52,22 @@ METHODS = (
            _SENSING, heuristic="policies.qcota.schemes:EwaTa", settings=_QCOTA_SETTINGS, section="qcota"),
     Method("uns-ta", "UNS-TA: P cells sampled uniformly without replacement (§5.3.4)",
            _SENSING, heuristic="policies.qcota.schemes:UnsTa", settings=_QCOTA_SETTINGS, section="qcota"),
+    # --- the package gridworlds (DyPS, paper 002: LBF and RWARE); the CSC "random" reads CSC's action mask
+    Method("uniform", "Uniform random: each agent one of its actions uniformly at random (the floor on LBF, RWARE)",
+           ("lbf", "rware"), needs=frozenset({"decision_view"}), heuristic="policies.gridworld_random:UniformRandom"),
+    # --- the DASC world (RMO, paper 001) and its non-learned baselines (policies/dasc_baselines.py); `greedy`
+    # is CSC's planner (one heuristic per method name), so the DASC one is `greedy-dasc`
+    Method("greedy-dasc", "GREEDY (RMO): each ready subtask, first come first served, to its nearest feasible free "
+           "worker", ("dasc",), needs=frozenset({"decision_view"}), heuristic="policies.dasc_baselines:Greedy"),
+    Method("km", "KM (RMO): every ready subtask recommended, Kuhn-Munkres on u(eta) with fixed eta, no learning",
+           ("dasc",), needs=frozenset({"decision_view"}), heuristic="policies.dasc_baselines:KuhnMunkres"),
+    Method("game", "GAME (Ni et al. ICDE'20, assumed): best-response dynamics of workers to a potential game's Nash "
+           "equilibrium", ("dasc",), needs=frozenset({"decision_view"}), heuristic="policies.dasc_baselines:Game",
+           settings=_DASC_SETTINGS, section="baselines"),
+    Method("odta", "ODTA (Yao et al. TSC'22, assumed): randomized-threshold online assignment (GOMA's Ext-GRT)",
+           ("dasc",), needs=frozenset({"decision_view"}), heuristic="policies.dasc_baselines:Odta",
+           settings=_DASC_SETTINGS, section="baselines"),
+    Method("odta-2stage", "ODTA two-stage (assumed, TGOA-like): greedy for the first half of arrivals, then "
+           "Hungarian", ("dasc",), needs=frozenset({"decision_view"}), heuristic="policies.dasc_baselines:OdtaTwoStage",
+           settings=_DASC_SETTINGS, section="baselines"),
 )

@@ -22,7 +22,10 @@ from rl_cs.evaluation import evaluate
 
 REPO = Path(__file__).resolve().parents[1]
 TINY = {"csc": [str(REPO / "tests" / "configs" / "csc_tiny.yaml"), []],
-        "sensing": [None, ["world.cycles=15", "synthetic.num_cycles=20"]]}
+        "sensing": [None, ["world.cycles=15", "synthetic.num_cycles=20"]],
+        "lbf": [None, ["world.max_episode_steps=20"]],
+        "rware": [None, ["world.max_steps=40"]],
+        "dasc": [None, ["world.num_workers=40", "world.num_tasks=8"]]}
 """One tiny budget per world: (config file, --set overrides)."""
 
 HEURISTICS = [(m.name, w) for m in registry.methods().values() if not m.learned for w in m.worlds]

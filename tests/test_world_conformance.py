@@ -10,7 +10,9 @@ from rl_cs.check import world_env_factory
 from rl_cs.cli import main
 from rl_cs.conformance import check_world
 
-SMALL = {"csc": ["world.num_workers=30", "world.num_tasks=30"], "sensing": []}
+SMALL = {"csc": ["world.num_workers=30", "world.num_tasks=30"], "sensing": [],
+         "lbf": [], "rware": ["world.max_steps=100"],
+         "dasc": ["world.num_workers=40", "world.num_tasks=8"]}
 """Overrides that keep each world's checked episodes short (a world missing here runs its quick config)."""
 
 
