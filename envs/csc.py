@@ -462,10 +462,13 @@ class CSCEnv(MultiAgentEnv):
                 for entry in self.stats.log]
 
     def episode_metrics(self) -> dict[str, float]:
-        """Business metrics of the episode so far (CAFE §5: revenue; plus completion, lateness, travel)."""
+        """Business metrics of the episode so far (CAFE §5: revenue; plus completion, lateness, travel) and
+        ``max_payable``: the sum of rho_max over the episode's task window, what finishing every task by its
+        t_e would pay. No method can earn more, so revenue / max_payable says how much room a world leaves."""
         s = self.stats
         return {
             "revenue": s.revenue,
+            "max_payable": float(self.tasks.rho_max.sum()),
             "completion_rate": s.completed / self.config.num_tasks,
             "mean_lateness_s": s.lateness_s / max(s.completed, 1),
             "travel_km": s.travel_m / 1000.0,

@@ -91,7 +91,7 @@ class World:
         try:
             return load_config(self.config_class(), path, overrides, default=default)
         except InputError as error:
-            if path and "unknown field" in error.problem and error.where.startswith(str(path)):
+            if path and error.where.startswith(str(path)):  # the file's own content: maybe another world's
                 owner = _world_of_file(Path(path), exclude=self.name)
                 if owner:
                     raise InputError(str(path), f"a config for world '{owner}', not '{self.name}'",

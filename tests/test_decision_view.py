@@ -19,7 +19,7 @@ from envs.csc import IDLE, WORKING, CSCEnv
 from envs.csc_config import CSCConfig
 from envs.csc_view import DecisionView
 from policies.attention import AttentionActorCritic
-from policies.heuristics import Greedy, RandomPolicy
+from policies.heuristics import CoordinatedGreedy, Greedy, RandomPolicy
 from policies.pau import PAU
 from rl_cs.evaluation import ModuleActor, run_episode
 
@@ -98,7 +98,7 @@ def test_heuristics_read_no_env_and_no_private_attribute_of_another_object(modul
             assert isinstance(node.value, ast.Name) and node.value.id == "self", ast.unparse(node)
 
 
-@pytest.mark.parametrize("cls", [Greedy, RandomPolicy, PAU])
+@pytest.mark.parametrize("cls", [Greedy, CoordinatedGreedy, RandomPolicy, PAU])
 def test_act_takes_the_view_and_the_observations(cls):
     assert list(inspect.signature(cls.act).parameters) == ["self", "view", "obs"]
 
@@ -128,18 +128,18 @@ def act(actor, view):
     return actor.act(view, {agent: None for agent in view.agents})
 
 
-def test_greedy_takes_the_nearest_uncovered_slot_nearest_decider_first():
+def test_greedy_coord_takes_the_nearest_uncovered_slot_nearest_decider_first():
     # worker 2 works task 0 (10 min of capacity by t_e, 1 needed): covered. worker_1 is nearer (50 m), so it is
     # served first and takes task 1; then worker_0 finds task 0 and task 1 covered (9.9 >= 5) and waits.
     covered = view_of(remaining=[1.0, 5.0, 5.0], options=[[0, 1], [1, 2]], roads=[[100, 500], [50, 300]],
                       working=[0])
-    assert act(Greedy(), covered) == {"worker_1": 1, "worker_0": 0}
+    assert act(CoordinatedGreedy(), covered) == {"worker_1": 1, "worker_0": 0}
     # task 1 needs 12 minutes: worker_1's 9.9 do not cover it, so worker_0 joins it (its slot 2).
-    assert act(Greedy(), dataclasses.replace(covered, remaining=np.array([1.0, 12.0, 5.0]))) == \
+    assert act(CoordinatedGreedy(), dataclasses.replace(covered, remaining=np.array([1.0, 12.0, 5.0]))) == \
         {"worker_1": 1, "worker_0": 2}
     # a masked slot is never taken, even when it is the nearest uncovered one.
     masked = view_of(remaining=[5.0, 5.0], options=[[0, 1]], roads=[[10, 20]], masks=[[False, True]])
-    assert act(Greedy(), masked) == {"worker_0": 2}
+    assert act(CoordinatedGreedy(), masked) == {"worker_0": 2}
 
 
 def test_pau_founds_a_coalition_that_no_worker_finishes_alone():

@@ -172,7 +172,9 @@ def test_paper_grids():
     assert table2.grid == {"world.num_workers": sweep} and table2.world.num_tasks == 200
     for config in (table1, table2):
         assert config.experiment.seeds == 5
-        assert config.experiment.methods == ["greedy", "ippo", "pau", "ca-nofe", "cafe"]
+        # the paper's methods (Greedy, IPPO, PAU, CA-noFE, CAFE) and the baselines of its Fig. 7, plus ours
+        assert {"greedy", "ippo", "pau", "ca-nofe", "cafe", "ir", "ices", "relara", "greedy-coord"} == set(
+            config.experiment.methods)
     fig7 = load_experiment(REPO / "tune_configs/cafe_fig7.yaml")
     assert fig7.experiment.methods == ["ir", "ices", "relara", "ca-nofe", "cafe"] and not fig7.grid
 
