@@ -86,6 +86,8 @@ class EpisodeStats:
     travel_m: float = 0.0
     invalid_actions: int = 0
     decisions: int = 0
+    waits: int = 0
+    """Decisions that chose tau_0 (no task): their share shows whether a policy learned to idle."""
     log: list[Completion] = field(default_factory=list)
 
 
@@ -185,6 +187,7 @@ class CSCEnv(MultiAgentEnv):
             self.stats.decisions += 1
             action = int(action)
             if action == 0:
+                self.stats.waits += 1
                 continue
             if not (0 < action <= c.num_optional_tasks) or not self._option_mask[row, action - 1]:
                 self.stats.invalid_actions += 1
@@ -474,6 +477,7 @@ class CSCEnv(MultiAgentEnv):
             "travel_km": s.travel_m / 1000.0,
             "invalid_actions": float(s.invalid_actions),
             "decisions": float(s.decisions),
+            "tau0_share": s.waits / max(s.decisions, 1),
         }
 
 

@@ -1,4 +1,6 @@
-"""CAFE's mathematical core (policies/cafe): credit VAE, L_Lambda, Eq. 14 hypergradient, Eq. 19 Newton step."""
+"""CAFE's mathematical core (policies/cafe): credit VAE, the redistributed reward, L_Lambda, the Eq. 14
+hypergradient, the Eq. 19 Newton step and its schedule. The invariants of the redistributed reward (no reward
+for waiting, sums against eta x revenue) are in tests/test_cafe_invariants.py."""
 
 from __future__ import annotations
 
@@ -7,11 +9,11 @@ import torch
 from torch import nn
 
 from policies.cafe.config import CreditConfig, ImplicitGradConfig, PhiConfig
-from policies.cafe.credit import CreditModel, gaussian_kl, redistribute
-from policies.cafe.finetune import FinetuneSchedule, newton_step
+from policies.cafe.credit import CreditModel, contributions, gaussian_kl, redistribute, reward_jacobian
+from policies.cafe.finetune import FinetuneSchedule, newton_step, push_rows
 from policies.cafe.finite import NonFiniteError
-from policies.cafe.hypergradient import implicit_hypergradient, inverse_hvp, select_parameters
-from policies.cafe.regulariser import return_gap_loss
+from policies.cafe.hypergradient import implicit_hypergradient, inverse_hvp, raised_damping, select_parameters
+from policies.cafe.regulariser import LinearReturns, linear_return_gap, linear_returns, return_gap_loss
 from rl_cs.errors import InputError
 
 DOUBLE = torch.float64
@@ -101,32 +103,116 @@ def test_trained_cmi_credits_an_action_that_drives_revenue():
     assert driven > 5 * ignored
 
 
-def test_redistribute_is_eq5_and_differentiable_in_phi():
-    cmi = torch.tensor([0.0, 1.0, 2.5])
-    phi = torch.tensor([2.0, -1.0], requires_grad=True)
-    reward = redistribute(cmi, phi)
-    torch.testing.assert_close(reward, torch.tensor([-1.0, 1.0, 4.0]))
-    (grad,) = torch.autograd.grad(reward.sum(), phi)
-    torch.testing.assert_close(grad, torch.tensor([3.5, 3.0]))
+def two_tasks():
+    """Rows 0-4 of one episode: task 7 done by rows 1 (work 3) and 2 (work 1), paid 4 and split 3 : 1 by
+    the world; task 9 by row 4 alone, paid 2; rows 0 and 3 chose tau_0."""
+    env_reward = torch.tensor([0.0, 3.0, 1.0, 0.0, 2.0], dtype=DOUBLE)
+    event_task = torch.tensor([[-1], [7], [7], [-1], [9]])
+    event_weight = torch.tensor([[0.0], [12.0], [4.0], [0.0], [2.0]], dtype=DOUBLE)
+    parts = contributions(env_reward, torch.zeros(5, dtype=torch.long), event_task, event_weight,
+                          torch.ones(5, dtype=torch.bool))
+    return env_reward, parts, torch.tensor([0.9, 1.0, 3.0, 0.4, 0.2], dtype=DOUBLE)
 
 
-# --- L_Lambda (Eq. 6) -------------------------------------------------------------------------------------------
+def test_mix_redistribution_is_phi_1_cmi_split_plus_phi_2_world_split():
+    env_reward, parts, cmi = two_tasks()
+    phi = torch.tensor([0.6, 0.3], dtype=DOUBLE)
+    cmi_split = torch.tensor([0.0, 4 * 1 / 4, 4 * 3 / 4, 0.0, 2.0], dtype=DOUBLE)  # task 7's 4 by CMI 1 : 3
+    expected = 0.6 * cmi_split + 0.3 * env_reward
+    torch.testing.assert_close(redistribute(cmi, phi, parts, eta=1.0, form="mix"), expected)
+    jacobian = reward_jacobian(cmi, phi, parts, eta=1.0, form="mix")
+    torch.testing.assert_close(jacobian, torch.stack([cmi_split, env_reward], 1))
 
-def test_return_gap_loss_is_the_mean_squared_trajectory_gap():
+
+def test_cmi_x_work_split_weighs_cmi_by_the_work_done():
+    env_reward, parts, cmi = two_tasks()  # task 7: work 3 : 1 (world shares 3, 1), CMI 1 : 3 -> weights 3 : 3
+    phi = torch.tensor([1.0, 0.0], dtype=DOUBLE)
+    torch.testing.assert_close(redistribute(cmi, phi, parts, 1.0, "mix", by_work=True),
+                               torch.tensor([0.0, 2.0, 2.0, 0.0, 2.0], dtype=DOUBLE))
+    flat = torch.ones(5, dtype=DOUBLE)  # an uninformative CMI gives back the world's split by work
+    torch.testing.assert_close(redistribute(flat, phi, parts, 1.0, "mix", by_work=True), env_reward)
+    torch.testing.assert_close(redistribute(flat, torch.tensor([1.0, 0.0], dtype=DOUBLE), parts, 2.0, "weights",
+                                            by_work=True), 2.0 * env_reward)
+
+
+def test_weights_redistribution_splits_eta_times_each_payment_by_phi_1_cmi_plus_phi_2():
+    env_reward, parts, cmi = two_tasks()
+    phi = torch.tensor([2.0, 1.0], dtype=DOUBLE)  # weights 2 * 1 + 1 = 3 and 2 * 3 + 1 = 7 on task 7
+    expected = 1.5 * torch.tensor([0.0, 4 * 3 / 10, 4 * 7 / 10, 0.0, 2.0], dtype=DOUBLE)
+    rewards = redistribute(cmi, phi, parts, eta=1.5, form="weights")
+    torch.testing.assert_close(rewards, expected)
+    # d/dphi of 1.5 * 4 * w1 / (w1 + w2): closed form; the weights' scale cancels (Euler: J @ phi = 0)
+    w1, w2 = 3.0, 7.0
+    dw1, dw2 = torch.tensor([1.0, 1.0], dtype=DOUBLE), torch.tensor([3.0, 1.0], dtype=DOUBLE)
+    d_row1 = 1.5 * 4 * (dw1 * w2 - w1 * dw2) / (w1 + w2) ** 2
+    jacobian = reward_jacobian(cmi, phi, parts, eta=1.5, form="weights")
+    torch.testing.assert_close(jacobian[1], d_row1)
+    torch.testing.assert_close(jacobian[2], -d_row1)
+    torch.testing.assert_close(jacobian @ phi, torch.zeros(5, dtype=DOUBLE))
+    # the weight floor: phi_1 CMI + phi_2 <= 0 for all contributors splits evenly, not by 0/0
+    even = redistribute(cmi, torch.tensor([0.0, 0.0], dtype=DOUBLE), parts, eta=1.0, form="weights")
+    torch.testing.assert_close(even, torch.tensor([0.0, 2.0, 2.0, 0.0, 2.0], dtype=DOUBLE))
+
+
+def test_contributions_keep_a_reward_without_a_completion_and_split_a_row_with_two():
+    env_reward = torch.tensor([5.0, 0.0, 6.0])
+    event_task = torch.tensor([[-1, -1], [-1, -1], [3, 4]])  # row 0: reward but no event; row 2: two tasks
+    event_weight = torch.tensor([[0.0, 0.0], [0.0, 0.0], [1.0, 2.0]])
+    parts = contributions(env_reward, torch.tensor([0, 0, 0]), event_task, event_weight,
+                          torch.tensor([True, True, True]))
+    assert sorted(zip(parts.row.tolist(), parts.share.tolist())) == [(0, 5.0), (2, 2.0), (2, 4.0)]
+    assert parts.num_groups == 3
+    rewards = redistribute(torch.rand(3), torch.tensor([1.0, 0.0]), parts, eta=1.0, form="mix")
+    torch.testing.assert_close(rewards, env_reward)  # every task has one contributor: the CMI split is the world's
+
+
+def test_the_same_task_in_two_episodes_is_two_tasks():
+    env_reward = torch.tensor([1.0, 1.0])
+    parts = contributions(env_reward, torch.tensor([0, 1]), torch.tensor([[7], [7]]), torch.tensor([[1.0], [1.0]]),
+                          torch.tensor([True, True]))
+    assert parts.num_groups == 2
+    torch.testing.assert_close(redistribute(torch.tensor([0.1, 5.0]), torch.tensor([1.0, 0.0]), parts, 1.0),
+                               env_reward)
+
+
+# --- L_Lambda (Eq. 6), normalised ------------------------------------------------------------------------------
+
+def test_return_gap_loss_is_the_mean_squared_trajectory_gap_over_the_mean_squared_eta_payments():
     rewards = torch.tensor([1.0, 2.0, 3.0, 4.0, 5.0])
     payments = torch.tensor([0.0, 1.0, 1.0, 0.0, 2.0])
     ids = torch.tensor([7, 3, 7, 3, 9])  # trajectories 7: steps 0, 2; 3: steps 1, 3; 9: step 4
     eta = 2.0
-    gaps = [(1 + 3) - eta * (0 + 1), (2 + 4) - eta * (1 + 0), 5 - eta * 2]
-    expected = torch.tensor(gaps).pow(2).mean()
-    torch.testing.assert_close(return_gap_loss(rewards, payments, ids, eta), expected)
+    gaps = torch.tensor([(1 + 3) - eta * (0 + 1), (2 + 4) - eta * (1 + 0), 5 - eta * 2])
+    scale = torch.tensor([eta * 1, eta * 1, eta * 2]).pow(2).mean()
+    torch.testing.assert_close(return_gap_loss(rewards, payments, ids, eta), gaps.pow(2).mean() / scale)
+
+
+def test_linear_returns_reproduce_l_lambda_and_mix_gives_the_closed_form():
+    env_reward, parts, cmi = two_tasks()
+    ids = torch.tensor([0, 0, 1, 1, 1])
+    phi0 = torch.tensor([0.6, 0.3], dtype=DOUBLE)
+    rewards = redistribute(cmi, phi0, parts, 1.0)
+    returns = linear_returns(rewards, reward_jacobian(cmi, phi0, parts, 1.0), phi0, env_reward, ids)
+    loss = linear_return_gap(returns, eta=1.5)
+    for phi in (phi0, torch.tensor([2.0, -1.0], dtype=DOUBLE)):
+        direct = return_gap_loss(redistribute(cmi, phi, parts, 1.0), env_reward, ids, 1.5)
+        torch.testing.assert_close(loss(phi), direct)
+    # a whole task per trajectory: sum_t r = (phi_1 + phi_2) sum_t rho, so L = (phi_1 + phi_2 - eta)^2 / eta^2
+    whole = linear_return_gap(linear_returns(rewards, reward_jacobian(cmi, phi0, parts, 1.0), phi0, env_reward,
+                                             torch.zeros(5, dtype=torch.long)), eta=1.5)
+    phi = torch.tensor([0.9, 1.1], dtype=DOUBLE)
+    torch.testing.assert_close(whole(phi), (phi.sum() - 1.5) ** 2 / 1.5 ** 2)
 
 
 def test_return_gap_loss_gradient_in_phi_matches_finite_differences():
     cmi, payments = torch.rand(40, dtype=DOUBLE), torch.rand(40, dtype=DOUBLE)
     ids = torch.randint(0, 6, (40,))
-    phi = torch.tensor([0.7, -0.2], dtype=DOUBLE, requires_grad=True)
-    assert torch.autograd.gradcheck(lambda p: return_gap_loss(redistribute(cmi, p), payments, ids, 1.5), (phi,))
+    task = torch.randint(0, 10, (40, 1))
+    parts = contributions(payments, ids, task, torch.rand(40, 1, dtype=DOUBLE), torch.ones(40, dtype=torch.bool))
+    phi = torch.tensor([0.7, 0.2], dtype=DOUBLE, requires_grad=True)
+    for form in ("mix", "weights"):
+        assert torch.autograd.gradcheck(
+            lambda p: return_gap_loss(redistribute(cmi, p, parts, 1.5, form), payments, ids, 1.5), (phi,))
 
 
 # --- inverse Hessian-vector products and the Eq. 14 hypergradient ----------------------------------------------
@@ -141,7 +227,25 @@ def test_inverse_hvp_matches_direct_solve(solver):
     a, b = spd_matrix(6), torch.randn(6, dtype=DOUBLE)
     config = ImplicitGradConfig(("head",), solver=solver, iterations=200, damping=0.5, neumann_scale=0.25)
     expected = torch.linalg.solve(a + 0.5 * torch.eye(6, dtype=DOUBLE), b)
-    torch.testing.assert_close(inverse_hvp(lambda v: a @ v, b, config), expected)
+    solve = inverse_hvp(lambda v: a @ v, b, config)
+    torch.testing.assert_close(solve.solution, expected)
+    assert solve.damping == 0.5 and solve.increases == 0 and solve.residual < 1e-6
+
+
+def test_cg_at_non_positive_curvature_raises_the_damping_instead_of_returning_zero():
+    q, _ = torch.linalg.qr(torch.randn(6, 6, dtype=DOUBLE))
+    a = q @ torch.diag(torch.tensor([-2.0, -0.5, 0.3, 1.0, 2.0, 3.0], dtype=DOUBLE)) @ q.T  # indefinite
+    b = q @ torch.ones(6, dtype=DOUBLE)  # has weight on the negative directions: CG meets them at once
+    config = ImplicitGradConfig(("head",), solver="cg", iterations=50, damping=1e-3, damping_increases=8)
+    solve = inverse_hvp(lambda v: a @ v, b, config)
+    assert solve.increases >= 1 and solve.damping > 2.0  # raised past the most negative eigenvalue
+    expected = torch.linalg.solve(a + solve.damping * torch.eye(6, dtype=DOUBLE), b)
+    torch.testing.assert_close(solve.solution, expected)
+    assert solve.solution.norm() > 0.01 and solve.residual < 1e-6
+    assert raised_damping(0.0, 0.0) == 1e-6 and raised_damping(1.0, -3.0) == 7.0 and raised_damping(1.0, -0.1) == 2.0
+    # with no raises allowed it stops at the negative curvature, and its residual says how poor the iterate is
+    stopped = inverse_hvp(lambda v: a @ v, b, ImplicitGradConfig(("head",), damping=1e-3, damping_increases=0))
+    assert stopped.increases == 0 and stopped.residual > 0.5
 
 
 class Quadratic:
@@ -239,51 +343,77 @@ def test_select_parameters_and_hypergradient_through_functional_call():
 
 # --- Newton fine-tuning (Eq. 19) and its schedule --------------------------------------------------------------
 
+def random_returns(trajectories=8):
+    """LinearReturns whose two regressors do not move together (a full-rank 2x2 Hessian)."""
+    slope = torch.rand(trajectories, 2, dtype=DOUBLE) * 3
+    return LinearReturns(torch.zeros(trajectories, dtype=DOUBLE), slope, torch.rand(trajectories, dtype=DOUBLE) + 0.5)
+
+
 def test_newton_step_lands_on_the_minimum_of_l_lambda_in_one_step():
-    cmi, payments = torch.rand(60, dtype=DOUBLE), torch.rand(60, dtype=DOUBLE)
-    ids = torch.randint(0, 8, (60,))
-
-    def loss(p):
-        return return_gap_loss(redistribute(cmi, p), payments, ids, 2.0)
-
+    returns = random_returns()
+    loss = linear_return_gap(returns, eta=2.0)
     phi_star = newton_step(loss, torch.tensor([5.0, -3.0], dtype=DOUBLE), damping=0.0)
     (grad,) = torch.autograd.grad(loss(phi_star.requires_grad_()), phi_star)
     torch.testing.assert_close(grad, torch.zeros(2, dtype=DOUBLE), rtol=0, atol=1e-10)
-
     # the same minimum by least squares on the per-trajectory sums
-    design = torch.zeros(8, 2, dtype=DOUBLE).index_add(0, ids, torch.stack([cmi, torch.ones_like(cmi)], 1))
-    target = torch.zeros(8, dtype=DOUBLE).index_add(0, ids, 2.0 * payments)
-    torch.testing.assert_close(phi_star.detach(), torch.linalg.lstsq(design, target[:, None]).solution.squeeze(1))
+    target = 2.0 * returns.payments
+    torch.testing.assert_close(phi_star.detach(), torch.linalg.lstsq(returns.slope, target[:, None]).solution.squeeze(1))
+
+
+def test_newton_step_with_pull_back_is_the_damped_closed_form():
+    returns, phi_hat = random_returns(), torch.tensor([1.0, 0.5], dtype=DOUBLE)
+    loss = linear_return_gap(returns, eta=1.0)
+    g = torch.autograd.functional.jacobian(loss, phi_hat)
+    h = torch.autograd.functional.hessian(loss, phi_hat)
+    for kappa in (0.5, 5.0):
+        expected = phi_hat - torch.linalg.solve(h + kappa * torch.eye(2, dtype=DOUBLE), g)
+        torch.testing.assert_close(newton_step(loss, phi_hat, damping=kappa), expected)
+    # minimises L + kappa/2 |phi - phi_hat|^2 (exactly: L is quadratic), and a larger kappa stays nearer phi_hat
+    near, far = newton_step(loss, phi_hat, 50.0), newton_step(loss, phi_hat, 0.5)
+    assert (near - phi_hat).norm() < (far - phi_hat).norm()
+    with pytest.raises(ValueError, match="damping"):
+        newton_step(loss, phi_hat, damping=-1.0)
 
 
 def test_newton_step_with_a_singular_hessian_stays_finite_and_minimises():
-    cmi, payments = torch.rand(10, dtype=DOUBLE), torch.rand(10, dtype=DOUBLE)
-    ids = torch.zeros(10, dtype=torch.long)  # one trajectory: the 2x2 Hessian has rank 1
-
-    def loss(p):
-        return return_gap_loss(redistribute(cmi, p), payments, ids, 1.0)
-
+    # one trajectory, or "mix" with whole tasks: the regressors move together and the Hessian has rank 1
+    returns = LinearReturns(torch.zeros(3, dtype=DOUBLE), torch.tensor([[1.0, 1.0]] * 3, dtype=DOUBLE) * 2,
+                            torch.full((3,), 2.0, dtype=DOUBLE))
+    loss = linear_return_gap(returns, eta=1.0)
     phi_hat = torch.tensor([3.0, 1.0], dtype=DOUBLE)
-    phi_star = newton_step(loss, phi_hat, damping=PhiConfig().newton_damping)
-    assert torch.isfinite(phi_star).all()
-    assert loss(phi_star) < 1e-6 * loss(phi_hat)
+    phi_star = newton_step(loss, phi_hat, damping=0.0)
+    assert torch.isfinite(phi_star).all() and loss(phi_star) < 1e-12
+    torch.testing.assert_close(phi_star, torch.tensor([1.5, -0.5], dtype=DOUBLE))  # the smallest step: onto sum = 1
 
 
-def test_finetune_schedule_switches_on_after_phi_settles_and_stays_on():
-    config = PhiConfig(finetune_after=3, tolerance=1e-3, patience=2)
+def test_rolling_buffer_keeps_the_newest_rows():
+    storage, count = torch.zeros(4, 2), 0
+    storage, count = push_rows(storage, count, torch.tensor([[1.0, 1.0], [2.0, 2.0]]))
+    assert count == 2 and storage[-2:, 0].tolist() == [1.0, 2.0]
+    storage, count = push_rows(storage, count, torch.tensor([[3.0, 3.0], [4.0, 4.0], [5.0, 5.0]]))
+    assert count == 4 and storage[:, 0].tolist() == [2.0, 3.0, 4.0, 5.0]
+
+
+def test_finetune_schedule_waits_for_the_training_revenue_to_plateau_and_stays_on():
+    config = PhiConfig(finetune_after=3, tolerance=0.01, patience=2)
     schedule = FinetuneSchedule(config)
-    moving = [torch.tensor([1.0 + 0.1 * k, 0.0]) for k in range(1, 4)]
-    assert not any(schedule.observe(phi) for phi in moving)
-    settled = moving[-1] + 1e-5
-    assert [schedule.observe(settled), schedule.observe(settled)] == [False, True]
-    assert schedule.observe(torch.tensor([9.0, 9.0]))  # latched: a Newton jump does not switch it off
+    rising = [10.0, 10.5, 11.0, 11.5, 12.0, 12.5]  # each a new best by more than 1%: never a plateau
+    assert not any(schedule.observe(x) for x in rising)
+    assert schedule.stale == 0
+    # within 1% of the best (12.5) twice in a row: the plateau; a new best in between resets the count
+    assert [schedule.observe(x) for x in (12.55, 13.0, 12.9, 12.95)] == [False, False, False, True]
+    assert schedule.observe(1.0)  # latched: a worse batch after fine-tuning started does not switch it off
 
     restored = FinetuneSchedule(config)
     restored.load_state_dict(schedule.state_dict())
     assert restored.state_dict() == schedule.state_dict()
 
-    noFE = FinetuneSchedule(PhiConfig(patience=1), finetune=False)
-    assert not any(noFE.observe(torch.tensor([1.0, 0.0])) for _ in range(5))
+    early = FinetuneSchedule(PhiConfig(finetune_after=5, tolerance=0.01, patience=1))
+    assert [early.observe(10.0) for _ in range(6)] == [False, False, False, False, True, True]  # not before 5
+    noFE = FinetuneSchedule(PhiConfig(finetune_after=1, patience=1), finetune=False)
+    assert not any(noFE.observe(1.0) for _ in range(5))
+    with pytest.raises(ValueError, match="finite"):
+        FinetuneSchedule(config).observe(float("nan"))
 
 
 # --- bad input and non-finite values ---------------------------------------------------------------------------
@@ -294,11 +424,20 @@ def test_finetune_schedule_switches_on_after_phi_settles_and_stays_on():
     (lambda: PhiConfig(phi_lr=0.0).validate(), "cafe.phi.phi_lr"),
     (lambda: PhiConfig(finetune_after=0).validate(), "cafe.phi.finetune_after"),
     (lambda: PhiConfig(phi_init=(1.0,)).validate(), "cafe.phi.phi_init"),
+    (lambda: PhiConfig(phi_bounds=(5.0, 0.0)).validate(), "cafe.phi.phi_bounds"),
+    (lambda: PhiConfig(phi_init=(20.0, 0.0)).validate(), "cafe.phi.phi_init"),
+    (lambda: PhiConfig(patience=0).validate(), "cafe.phi.patience"),
+    (lambda: PhiConfig(newton_damping=-0.1).validate(), "cafe.phi.newton_damping"),
+    (lambda: PhiConfig(finetune_buffer=0).validate(), "cafe.phi.finetune_buffer"),
+    (lambda: PhiConfig(redistribution="per_decision").validate(), "cafe.phi.redistribution"),
+    (lambda: ImplicitGradConfig(("head",), outer="revenue").validate(), "cafe.implicit.outer"),
+    (lambda: ImplicitGradConfig(("head",), damping_increases=-1).validate(), "cafe.implicit.damping_increases"),
     (lambda: ImplicitGradConfig(("head",), solver="newton").validate(), "cafe.implicit.solver"),
     (lambda: ImplicitGradConfig(()).validate(), "cafe.implicit.theta_l_layers"),
     (lambda: CreditConfig(kl_weight=-1.0).validate(), "cafe.credit.kl_weight"),
     (lambda: CreditModel(CreditConfig(hidden_dim=0), obs_dim=4, num_actions=3), "cafe.credit.hidden_dim"),
-    (lambda: return_gap_loss(torch.ones(2), torch.ones(2), torch.zeros(2), eta=0.0), "cafe.phi.eta"),
+    (lambda: return_gap_loss(torch.ones(2), torch.ones(2), torch.zeros(2, dtype=torch.long), eta=0.0),
+     "cafe.phi.eta"),
 ])
 def test_bad_config_names_the_field(make, field):
     with pytest.raises(InputError) as error:

@@ -26,41 +26,91 @@ from dataclasses import dataclass
 from rl_cs.errors import closest, require
 
 SOLVERS = ("cg", "neumann")
+OUTERS = ("payment", "inner")
+
+
+REDISTRIBUTIONS = ("mix", "weights")
+CMI_SPLITS = ("cmi", "cmi_x_work")
 
 
 @dataclass(frozen=True)
 class PhiConfig:
-    """How phi is trained (Eq. 14 updates) and fine-tuned (Eq. 19, CAFE only). YAML: ``cafe.phi``."""
+    """How phi is trained (Eq. 14 updates) and fine-tuned (Eq. 19, CAFE only). YAML: ``cafe.phi``.
+
+    The reward phi parametrises is paid only out of realised payments (policies.cafe.credit module docstring),
+    so that no reward can be collected by choosing tau_0 more often."""
 
     eta: float = 1.0
     """Reward scale eta of Eq. 6: the redistributed return should equal eta times the platform payments."""
+    redistribution: str = "mix"
+    """How r(phi) of Eq. 5 splits each completed task's payment among its contributors:
+    "mix": r = phi_1 * (payment split in proportion to CMI) + phi_2 * (the world's split by work done), so
+    L_Lambda (Eq. 6) pins phi_1 + phi_2 = eta and the outer objective chooses the mix;
+    "weights": r = eta * (payment split in proportion to max(phi_1 CMI + phi_2, weight_floor)), which sums to
+    eta times the payments for every phi (L_Lambda = 0 by construction)."""
+    cmi_split: str = "cmi_x_work"
+    """What the CMI split weighs each contributor by: "cmi_x_work" (max(CMI, eps) x its work, so a CMI that
+    carries no information gives back the world's split by work) or "cmi" (max(CMI, eps) alone: equal CMI,
+    equal share, however little the contributor worked). Chosen by measurement: policies.cafe.credit."""
+    weight_floor: float = 1e-3
+    """eps of the "weights" split (and of the CMI split of "mix"): a contributor's weight is at least this,
+    so a task whose contributors all have CMI ~ 0 is split evenly rather than by 0/0."""
     phi_lr: float = 1e-3
     """Adam rate of the Eq. 14 phi updates (1e-3 in §5.1)."""
     phi_init: tuple[float, float] = (1.0, 0.0)
     """Initial (phi_1, phi_2) of Eq. 5."""
-    finetune_after: int = 100
-    """Eq. 14 updates (one per PPO minibatch) before Newton fine-tuning (Eq. 19) may switch on (CAFE only;
-    >= 1: fine-tuning cannot start before any phi training)."""
-    tolerance: float = 1e-2
-    """phi counts as converged when ||phi_k - phi_{k-1}|| / max(||phi_{k-1}||, 1e-8) < tolerance (Adam moves
-    each entry by about phi_lr per update, so this must exceed phi_lr / |phi| to be reachable) ..."""
-    patience: int = 5
-    """... for this many consecutive Eq. 14 updates (Algorithm 1, line 5)."""
-    newton_damping: float = 1e-4
-    """Levenberg damping of Eq. 19, relative to the Hessian's mean diagonal; 0 for a pure Newton step."""
+    phi_bounds: tuple[float, float] = (0.0, 10.0)
+    """[low, high] for each entry of phi: after every update (Eq. 14 or Eq. 19) phi is clipped into this box
+    (projected ascent). Non-negative by default: a negative phi would pay a contributor for a smaller CMI
+    or for less work."""
+    finetune_after: int = 5
+    """Training iterations (train batches) of CA-noFE before Newton fine-tuning (Eq. 19) may start (CAFE only;
+    >= 1). Algorithm 1, line 5 and §5.2: fine-tuning starts once CA-noFE training has stabilised."""
+    tolerance: float = 0.01
+    """The training revenue (payments per env step of each train batch) has plateaued when it has not beaten
+    its best so far by more than this fraction ..."""
+    patience: int = 3
+    """... for this many consecutive training iterations (Algorithm 1, line 5; >= 1)."""
+    newton_damping: float = 1.0
+    """kappa of the pull-back (kappa / 2) ||phi - phi_hat||^2 added to L_Lambda in Eq. 15-19, so the Newton
+    step solves (H + kappa I) step = g; phi_hat is the phi the Eq. 14 updates reached (the pre-fine-tuning
+    phi). L_Lambda is normalised (policies.cafe.regulariser), so kappa is on the same scale as its Hessian;
+    0 is the plain Newton step of Eq. 19."""
+    finetune_buffer: int = 256
+    """Trajectories (episode chunks) in the rolling buffer that the Newton step fits phi on (Eq. 15-19 "over
+    multi-trajectory"): the newest batches' trajectories replace the oldest."""
 
     def validate(self, where: str = "cafe.phi") -> None:
         require(self.eta > 0, f"{where}.eta", f"must be > 0, got {self.eta}")
+        require(self.redistribution in REDISTRIBUTIONS, f"{where}.redistribution",
+                f"unknown redistribution '{self.redistribution}'", closest(str(self.redistribution), REDISTRIBUTIONS))
+        require(self.cmi_split in CMI_SPLITS, f"{where}.cmi_split", f"unknown cmi_split '{self.cmi_split}'",
+                closest(str(self.cmi_split), CMI_SPLITS))
+        require(self.weight_floor > 0, f"{where}.weight_floor", f"must be > 0, got {self.weight_floor}")
         require(self.phi_lr > 0, f"{where}.phi_lr", f"the update rate of phi must be > 0, got {self.phi_lr}")
-        require(isinstance(self.phi_init, (list, tuple)) and len(self.phi_init) == 2
-                and all(isinstance(v, (int, float)) and math.isfinite(v) for v in self.phi_init),
-                f"{where}.phi_init", f"must be two finite numbers [phi_1, phi_2], got {self.phi_init}")
+        require(_two_finite(self.phi_init), f"{where}.phi_init",
+                f"must be two finite numbers [phi_1, phi_2], got {self.phi_init}")
+        require(_two_finite(self.phi_bounds), f"{where}.phi_bounds",
+                f"must be two finite numbers [low, high], got {self.phi_bounds}")
+        low, high = self.phi_bounds
+        require(low < high, f"{where}.phi_bounds", f"inverted or empty: low {low} must be < high {high}",
+                "write [low, high], e.g. [0.0, 10.0]")
+        require(all(low <= v <= high for v in self.phi_init), f"{where}.phi_init",
+                f"{list(self.phi_init)} lies outside phi_bounds [{low}, {high}]")
         require(self.finetune_after >= 1, f"{where}.finetune_after",
-                f"fine-tuning cannot be switched on before any phi training (got {self.finetune_after})",
+                f"fine-tuning cannot be switched on before any training iteration (got {self.finetune_after})",
                 "set finetune_after >= 1 (CA-noFE never fine-tunes, whatever its value)")
         require(self.tolerance > 0, f"{where}.tolerance", f"must be > 0, got {self.tolerance}")
-        require(self.patience >= 1, f"{where}.patience", f"must be >= 1, got {self.patience}")
-        require(self.newton_damping >= 0, f"{where}.newton_damping", f"must be >= 0, got {self.newton_damping}")
+        require(self.patience >= 1, f"{where}.patience", f"the plateau patience must be >= 1 iteration, "
+                f"got {self.patience}")
+        require(self.newton_damping >= 0, f"{where}.newton_damping",
+                f"the fine-tuning damping (pull-back) must be >= 0, got {self.newton_damping}")
+        require(self.finetune_buffer >= 1, f"{where}.finetune_buffer", f"must be >= 1, got {self.finetune_buffer}")
+
+
+def _two_finite(value) -> bool:
+    return (isinstance(value, (list, tuple)) and len(value) == 2
+            and all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in value))
 
 
 @dataclass(frozen=True)
@@ -70,6 +120,10 @@ class ImplicitGradConfig:
     theta_l_layers: tuple[str, ...] = ("score_none", "score_option")
     """theta^l: names (module or parameter name prefixes) of the actor's last layers; the default names
     those of policies.attention.AttentionActorCritic (checked against the network by CAFESettings.validate)."""
+    outer: str = "payment"
+    """J_out in the first two terms of Eq. 14. "payment": PPO's clipped surrogate on the advantages of the
+    platform payments (eta rho, the true objective), so phi is judged by how the policy it induces earns;
+    "inner": J_out = J, Eq. 14 literally (its implicit term vanishes at an inner optimum, Eq. 9)."""
     solver: str = "cg"
     """Inverse-Hessian-vector product solver: "cg" (conjugate gradient) or "neumann" (Neumann series)."""
     iterations: int = 10
@@ -80,6 +134,10 @@ class ImplicitGradConfig:
     """CG stops when the residual norm falls below this fraction of the right-hand side's norm."""
     neumann_scale: float = 0.1
     """alpha in (A)^-1 b ~ alpha sum_k (I - alpha A)^k b; needs alpha < 2 / largest eigenvalue of A."""
+    damping_increases: int = 8
+    """CG meeting non-positive curvature (-H not positive definite: J not locally concave in theta^l) raises
+    the damping past that curvature and starts again, at most this many times; then the last iterate is used.
+    Each solve logs the damping it ended with and how often it was raised (never a silent zero)."""
 
     def validate(self, where: str = "cafe.implicit") -> None:
         require(isinstance(self.theta_l_layers, (list, tuple))
@@ -87,12 +145,16 @@ class ImplicitGradConfig:
                 f"{where}.theta_l_layers", f"must be a list of layer names, got {self.theta_l_layers!r}")
         require(len(self.theta_l_layers) > 0, f"{where}.theta_l_layers", "is empty",
                 "name at least one of the actor's last layers")
+        require(self.outer in OUTERS, f"{where}.outer", f"unknown outer objective '{self.outer}'",
+                closest(str(self.outer), OUTERS))
         require(self.solver in SOLVERS, f"{where}.solver", f"unknown solver '{self.solver}'",
                 closest(self.solver, SOLVERS))
         require(self.iterations >= 1, f"{where}.iterations", f"must be >= 1, got {self.iterations}")
         require(self.damping >= 0, f"{where}.damping", f"must be >= 0, got {self.damping}")
         require(self.cg_tolerance > 0, f"{where}.cg_tolerance", f"must be > 0, got {self.cg_tolerance}")
         require(self.neumann_scale > 0, f"{where}.neumann_scale", f"must be > 0, got {self.neumann_scale}")
+        require(self.damping_increases >= 0, f"{where}.damping_increases",
+                f"must be >= 0, got {self.damping_increases}")
 
 
 @dataclass(frozen=True)

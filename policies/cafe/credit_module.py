@@ -3,7 +3,8 @@
 Being a module of the MultiRLModule, the VAE is trained by the learner's own optimizer (Eq. 4, through
 ``shaping_loss``), synced and checkpointed with the policy. It also holds CAFE's state as buffers, so that
 it is checkpointed and reaches the learner connector: phi = (phi_1, phi_2) of Eq. 5, whether Newton
-fine-tuning is on (Eq. 19), and the FinetuneSchedule counters (Algorithm 1, line 5).
+fine-tuning is on (Eq. 19), the FinetuneSchedule's counters (Algorithm 1, line 5), the phi fine-tuning
+started from, and the rolling buffer of per-trajectory linear returns the Newton step fits (Eq. 15-19).
 
 The encoder's observation trunk is an attention tower with the critic's structure (Fig. 5: "the encoder
 architecture mirrors the agent's critic"), its output is o_t for CreditModel. Own actions are CSC option
@@ -29,7 +30,8 @@ from policies.attention import AttentionTower
 from policies.cafe.connector import CMI, REVENUE_TARGET, cafe_rewrite
 from policies.cafe.config import CreditConfig, PhiConfig
 from policies.cafe.credit import CreditModel
-from policies.cafe.finetune import FinetuneSchedule
+from policies.cafe.finetune import FinetuneSchedule, push_rows
+from policies.cafe.regulariser import LinearReturns
 from policies.shaping.connector import RewardShaper, fact
 
 
@@ -48,10 +50,18 @@ class CreditModule(RewardShaper, TorchRLModule):
         self.finetune = bool(config.get("finetune", True))
         self.register_buffer("phi", torch.tensor(self.phi_config.phi_init, dtype=torch.float32))
         self.register_buffer("finetune_on", torch.zeros((), dtype=torch.bool))
-        self.register_buffer("schedule_state", torch.tensor([0.0, 0.0, *self.phi_config.phi_init]))
-        # (CMI, payments, trajectory ids) of the last train batch's decisions, set by the connector for the
-        # learner's L_Lambda (Eq. 6 needs whole trajectories; a minibatch holds only pieces of them).
-        self.last_returns = None
+        # FinetuneSchedule: iterations, iterations without a new best, best training revenue
+        self.register_buffer("schedule_state", torch.zeros(3, dtype=torch.float64))
+        self.register_buffer("finetune_started", torch.zeros((), dtype=torch.bool))
+        self.register_buffer("phi_before_finetune", torch.tensor(self.phi_config.phi_init, dtype=torch.float32))
+        # rolling buffer of LinearReturns rows [offset, slope_1, slope_2, payments]; the last `count` are valid
+        self.register_buffer("returns_buffer", torch.zeros(self.phi_config.finetune_buffer, 4, dtype=torch.float64))
+        self.register_buffer("returns_count", torch.zeros((), dtype=torch.int64))
+        # LinearReturns of the last train batch's trajectories, set by the connector for the learner's L_Lambda
+        # (Eq. 6 needs whole trajectories; a minibatch holds only pieces of them).
+        self.last_returns: LinearReturns | None = None
+        self.pending_env_steps = 0
+        self.rewrite_metrics = None
 
     # ------------------------------------------------------------------ Eq. 3 and Eq. 4
     def _inputs(self, batch: dict):
@@ -77,16 +87,33 @@ class CreditModule(RewardShaper, TorchRLModule):
     def rewrite(self, batch: dict, rl_module):
         return cafe_rewrite(self, batch, rl_module)
 
-    # ------------------------------------------------------------------ Algorithm 1, line 5
+    def note_sampling(self, env_steps: int) -> None:
+        self.pending_env_steps = int(env_steps)
+
+    # ------------------------------------------------------------------ Algorithm 1, line 5; Eq. 15-19
     def schedule(self) -> FinetuneSchedule:
         """The FinetuneSchedule as of the buffers (it lives in them so it is checkpointed)."""
         schedule = FinetuneSchedule(self.phi_config, self.finetune)
-        updates, calm, *last = self.schedule_state.tolist()
-        schedule.load_state_dict({"updates": int(updates), "calm_updates": int(calm),
-                                  "active": bool(self.finetune_on), "last_phi": last})
+        iterations, stale, best = self.schedule_state.tolist()
+        schedule.load_state_dict({"iterations": iterations, "stale": stale, "best": best,
+                                  "active": bool(self.finetune_on)})
         return schedule
 
     def store_schedule(self, schedule: FinetuneSchedule) -> None:
         state = schedule.state_dict()
-        self.schedule_state.copy_(torch.tensor([state["updates"], state["calm_updates"], *state["last_phi"]]))
+        self.schedule_state.copy_(torch.tensor([state["iterations"], state["stale"], state["best"]],
+                                               dtype=torch.float64))
         self.finetune_on.fill_(state["active"])
+
+    def push_returns(self, returns: LinearReturns) -> None:
+        """Add a batch's per-trajectory linear returns to the rolling buffer (the oldest drop out)."""
+        storage, count = push_rows(self.returns_buffer, int(self.returns_count), returns.as_rows().detach())
+        self.returns_buffer.copy_(storage)
+        self.returns_count.fill_(count)
+
+    def buffered_returns(self) -> LinearReturns:
+        return LinearReturns.from_rows(self.returns_buffer[len(self.returns_buffer) - self.buffer_count:])
+
+    @property
+    def buffer_count(self) -> int:
+        return int(self.returns_count)

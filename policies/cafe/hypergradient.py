@@ -12,16 +12,22 @@ H^-1 is never formed: we solve (-H + damping I) w = dJ_out/dtheta^l with Hessian
 (conjugate gradient or a Neumann series); -H is positive semi-definite near a maximum of J, and
 then the implicit term -dJ/dtheta^l H^-1 d2J/(dtheta^l dphi) equals d/dphi (w . dJ/dtheta^l).
 
-An optional separate outer objective J_out (e.g. the surrogate on the platform payments) may be
-given; by default J_out = J, which is Eq. 14 literally. Note that with J_out = J the implicit term
-vanishes at an exact inner optimum (dJ/dtheta = 0 there); it is non-zero only because PPO's theta
-is not at the optimum, or when J_out differs from J.
+An optional separate outer objective J_out may be given; without it J_out = J, which is Eq. 14 literally.
+With J_out = J the implicit term vanishes at an exact inner optimum (dJ/dtheta = 0 there, Eq. 9) and the
+direct term dJ/dphi only rewards inflating r(phi), so CAFE's learner passes J_out = PPO's surrogate on the
+platform payments' advantages (ImplicitGradConfig.outer = "payment"): it does not depend on phi, the direct
+term is 0, and dF/dphi = -dJ_out/dtheta^l H^-1 d2J/(dtheta^l dphi) - dL_Lambda/dphi asks how a change of
+phi moves the policy's optimum and whether that move earns more payments.
+
+-H is not positive definite away from a maximum of J; the CG solve then raises its damping instead of
+stopping at the first non-positive curvature with whatever iterate it had (before issue 9 that was often
+exactly zero, and the implicit term with it): see inverse_hvp.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable, Sequence
+from typing import Callable, NamedTuple, Sequence
 
 import torch
 from torch import nn
@@ -35,6 +41,20 @@ Objective = Callable[[Sequence[torch.Tensor], torch.Tensor], torch.Tensor]
 torch.func.functional_call), since they are fresh leaves, not the module's own parameters."""
 
 
+class Solve(NamedTuple):
+    """(A + damping I)^-1 b and how it was obtained (logged by the learner)."""
+
+    solution: torch.Tensor
+    damping: float
+    """The damping the solve ended with (config.damping, or more after non-positive curvature)."""
+    increases: int
+    """How often non-positive curvature made CG raise the damping and start again."""
+    iterations: int
+    """Matrix-vector products of the last attempt."""
+    residual: float
+    """||b - (A + damping I) x|| / ||b|| of the returned x (0 when b = 0)."""
+
+
 @dataclass(frozen=True)
 class Hypergradient:
     """dF/dphi of Eq. 14 (`total`, to be ascended) and its three terms, all detached, shape of phi."""
@@ -46,6 +66,8 @@ class Hypergradient:
     """-dJ/dtheta^l H^-1 d2J/(dtheta^l dphi) (second term of Eq. 14)."""
     regulariser: torch.Tensor
     """dL_Lambda/dphi (third term of Eq. 14, subtracted)."""
+    solve: Solve | None = None
+    """How the inverse-Hessian-vector product was solved (its solution is omitted: it is theta^l-sized)."""
 
 
 def select_parameters(module: nn.Module, layers: Sequence[str],
@@ -65,29 +87,32 @@ def select_parameters(module: nn.Module, layers: Sequence[str],
     return selected
 
 
-def conjugate_gradient(matvec: Callable[[torch.Tensor], torch.Tensor], b: torch.Tensor,
-                       iterations: int, tolerance: float) -> torch.Tensor:
-    """Solve A x = b for symmetric positive (semi-)definite A, given only x -> A x.
+def conjugate_gradient(matvec: Callable[[torch.Tensor], torch.Tensor], b: torch.Tensor, iterations: int,
+                       tolerance: float) -> tuple[torch.Tensor, float | None, int]:
+    """Solve A x = b for symmetric positive definite A, given only x -> A x.
 
-    Stops early at a relative residual below `tolerance`, or at a direction of non-positive
-    curvature (A not positive definite there, e.g. J not locally concave), keeping the iterate so far.
+    Returns (x, rayleigh, products): stops early at a relative residual below ``tolerance``; or, meeting a
+    direction p of non-positive curvature (p'Ap <= 0: A is not positive definite there), returns the iterate
+    so far and rayleigh = p'Ap / p'p (else None), so that the caller can raise the damping and solve again.
     """
     x = torch.zeros_like(b)
     r, p = b.clone(), b.clone()
     rr = r @ r
     stop = (tolerance * b.norm()) ** 2
+    products = 0
     for _ in range(iterations):
         if rr <= stop:
             break
         ap = matvec(p)
+        products += 1
         curvature = p @ ap
         if curvature <= 0:
-            break
+            return x, float(curvature / (p @ p).clamp_min(1e-30)), products
         alpha = rr / curvature
         x, r = x + alpha * p, r - alpha * ap
         rr, rr_old = r @ r, rr
         p = r + (rr / rr_old) * p
-    return x
+    return x, None, products
 
 
 def neumann_series(matvec: Callable[[torch.Tensor], torch.Tensor], b: torch.Tensor,
@@ -100,15 +125,36 @@ def neumann_series(matvec: Callable[[torch.Tensor], torch.Tensor], b: torch.Tens
     return scale * total
 
 
-def inverse_hvp(matvec: Callable[[torch.Tensor], torch.Tensor], b: torch.Tensor,
-                config: ImplicitGradConfig) -> torch.Tensor:
-    """(A + damping I)^-1 b with the solver chosen by config; every product is checked for NaN/inf."""
-    def damped(v: torch.Tensor) -> torch.Tensor:
-        return check_finite("Hessian-vector product", matvec(v)) + config.damping * v
+def raised_damping(damping: float, rayleigh: float) -> float:
+    """The damping after CG met curvature ``rayleigh`` <= 0 of A + damping I: past that curvature by as much
+    again (so the direction becomes positive), and at least doubled (at least 1e-6 from 0)."""
+    return max(2.0 * damping, damping - 2.0 * rayleigh, 1e-6)
 
+
+def inverse_hvp(matvec: Callable[[torch.Tensor], torch.Tensor], b: torch.Tensor,
+                config: ImplicitGradConfig) -> Solve:
+    """(A + damping I)^-1 b with the solver chosen by config; every product is checked for NaN/inf.
+
+    CG never returns a silent zero: at non-positive curvature (A = -H is indefinite where J is not locally
+    concave in theta^l, e.g. early in training) the damping is raised (raised_damping) and CG starts again,
+    up to config.damping_increases times, a Levenberg-Marquardt-style trust region. The Neumann series has
+    no such check (it diverges instead: keep neumann_scale below 2 / the largest eigenvalue).
+    """
+    def damped(damping: float) -> Callable[[torch.Tensor], torch.Tensor]:
+        return lambda v: check_finite("Hessian-vector product", matvec(v)) + damping * v
+
+    damping, increases = float(config.damping), 0
     if config.solver == "cg":
-        return conjugate_gradient(damped, b, config.iterations, config.cg_tolerance)
-    return neumann_series(damped, b, config.iterations, config.neumann_scale)
+        while True:
+            x, rayleigh, products = conjugate_gradient(damped(damping), b, config.iterations, config.cg_tolerance)
+            if rayleigh is None or increases >= config.damping_increases:
+                break
+            damping, increases = raised_damping(damping, rayleigh), increases + 1
+    else:
+        x, products = neumann_series(damped(damping), b, config.iterations, config.neumann_scale), config.iterations
+    norm = float(b.norm())
+    residual = float((b - damped(damping)(x)).norm()) / norm if norm > 0 else 0.0
+    return Solve(x, damping, increases, products, residual)
 
 
 def _flat(tensors: Sequence[torch.Tensor]) -> torch.Tensor:
@@ -144,8 +190,8 @@ def implicit_hypergradient(inner: Objective, theta_l: Sequence[torch.Tensor], ph
         return -_flat(torch.autograd.grad(grad_inner, theta, grad_outputs=v, retain_graph=True,
                                           materialize_grads=True))
 
-    w = inverse_hvp(negative_hvp, grad_outer, config)
-    (implicit,) = torch.autograd.grad(grad_inner @ w, phi, materialize_grads=True)
+    solve = inverse_hvp(negative_hvp, grad_outer, config)
+    (implicit,) = torch.autograd.grad(grad_inner @ solve.solution, phi, materialize_grads=True)
 
     reg = torch.zeros_like(phi)
     if regulariser is not None:
@@ -155,4 +201,5 @@ def implicit_hypergradient(inner: Objective, theta_l: Sequence[torch.Tensor], ph
     for where, term in terms.items():
         check_finite(where, term)
     return Hypergradient(total=(direct + implicit - reg).detach(), direct=direct.detach(),
-                         implicit=implicit.detach(), regulariser=reg.detach())
+                         implicit=implicit.detach(), regulariser=reg.detach(),
+                        solve=solve._replace(solution=torch.empty(0)))

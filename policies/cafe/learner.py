@@ -1,23 +1,31 @@
 """CAFE's PPO learner (§4.4-4.6, Algorithm 1): the credit VAE, the bi-level phi update, fine-tuning.
 
-On top of policies.shaping.ShapingPPOLearner (rewards rewritten by Eq. 5 before GAE, VAE trained by Eq. 4
-in the same update), after every PPO minibatch loss (Algorithm 1, line 12) phi takes one step of its own
-Adam optimiser (rate phi_lr, 1e-3 in §5.1) along the Eq. 14 hypergradient
+On top of policies.shaping.ShapingPPOLearner (rewards rewritten by policies.cafe.connector before GAE, VAE
+trained by Eq. 4 in the same update), after every PPO minibatch loss (Algorithm 1, line 12) phi takes one
+step of its own Adam optimiser (rate phi_lr, 1e-3 in §5.1) along the Eq. 14 hypergradient
 
-    dF/dphi ~ dJ/dphi - dJ/dtheta^l (d2J/dtheta^l2)^-1 d2J/(dtheta^l dphi) - dL_Lambda/dphi,
+    dF/dphi ~ dJ_out/dphi - dJ_out/dtheta^l (d2J/dtheta^l2)^-1 d2J/(dtheta^l dphi) - dL_Lambda/dphi,
 
-with J(theta^l, phi) PPO's clipped surrogate (§4.6) on this minibatch, whose advantages are the exact
-linear function of phi prepared by policies.cafe.connector (A = phi_1 D(CMI) + phi_2 D(1) + A_V,
-standardised over the minibatch as PPO standardises them). Only theta^l (the actor's last layers, by name)
-is differentiated: the rest of the actor enters J with detached weights, so the Hessian-vector products
-of the inverse-HVP solve only run through theta^l. L_Lambda uses the whole train batch's trajectories.
-After each update the FinetuneSchedule decides whether Newton fine-tuning (Eq. 19, applied to every new
-batch by the connector) switches on; with finetune off this is CA-noFE.
+then is clipped into PhiConfig.phi_bounds. The pieces:
+- J(theta^l, phi), the inner objective: PPO's clipped surrogate (§4.6) on this minibatch, whose advantages
+  are the linear function of phi prepared by the connector (A = A_OFFSET + phi_1 D_1 + phi_2 D_2,
+  standardised over the minibatch as PPO standardises them);
+- J_out(theta^l), the outer objective (ImplicitGradConfig.outer = "payment", our reading): the same
+  surrogate on the advantages of the true payments (eta rho at the critic's values). It does not depend on
+  phi, so the direct term is 0 and phi moves only through the implicit term: how a change of phi moves the
+  policy's optimum, scored by the payments. With outer = "inner" (Eq. 14 literally) J_out = J;
+- L_Lambda, normalised (policies.cafe.regulariser), over the whole train batch's trajectories.
+Only theta^l (the actor's last layers, by name) is differentiated: the rest of the actor enters J with
+detached weights, so the Hessian-vector products of the inverse-HVP solve only run through theta^l.
+Newton fine-tuning (Eq. 19) happens once per iteration in the connector, when the schedule says so.
 
 Reads learner_config_dict["cafe"] = {"implicit": ImplicitGradConfig fields}; phi's settings (PhiConfig) and
 whether fine-tuning is on are the credit module's (policies.cafe.credit_module).
-Logged under the credit module: phi_1, phi_2, L_Lambda, the three Eq. 14 terms, implicit_step_s,
-finetune_on, and (from the VAE loss) vae_loss, vae_reconstruction, vae_kl, cmi_mean/std/max.
+Logged under the credit module (each iteration's last minibatch): phi_1, phi_2, L_Lambda, the three Eq. 14
+terms, implicit_damping / implicit_damping_increases / implicit_residual (the inverse-HVP solve),
+implicit_step_s, finetune_on, phi_before_finetune_1/2; from the VAE loss vae_loss, vae_reconstruction,
+vae_kl, cmi_mean/std/max; from the connector (once per iteration) tau0_share, reward_change_abs_mean and
+policies.cafe.connector.rewrite_metrics.
 A NaN or infinite phi, CMI or Hessian-vector product raises NonFiniteError naming it, before any update
 is applied, so the iteration fails and no checkpoint is written for it.
 """
@@ -29,31 +37,42 @@ import time
 import torch
 from ray.rllib.core.columns import Columns
 
-from policies.cafe.connector import A_V, D_CMI, D_ONE, return_gap
-from policies.cafe.finite import check_finite
 from policies.cafe.config import ImplicitGradConfig
+from policies.cafe.connector import A_OFFSET, A_PAY, D_PHI_1, D_PHI_2
+from policies.cafe.finite import check_finite
 from policies.cafe.hypergradient import implicit_hypergradient, select_parameters
+from policies.cafe.regulariser import linear_return_gap
 from policies.shaping.connector import fact
 from policies.shaping.learner import ShapingPPOLearner
 
 
-def surrogate(policy, params: dict, theta_names: list[str], batch: dict, clip: float):
-    """J(theta^l, phi): PPO's clipped surrogate (§4.6) with advantages linear in phi (module docstring)."""
+def clipped_surrogate(logp: torch.Tensor, old_logp: torch.Tensor, advantage: torch.Tensor,
+                      clip: float) -> torch.Tensor:
+    """PPO's clipped surrogate (§4.6) with the advantages standardised as PPO does: a pure function."""
+    advantage = (advantage - advantage.mean()) / advantage.std().clamp_min(1e-4)
+    ratio = torch.exp(logp - old_logp)
+    return torch.min(ratio * advantage, ratio.clamp(1 - clip, 1 + clip) * advantage).mean()
+
+
+def surrogates(policy, params: dict, theta_names: list[str], batch: dict, clip: float):
+    """(J, J_out) as functions of (theta^l, phi): the surrogate on A(phi) and on the payment advantages."""
     rows = batch[fact("valid")] & batch[Columns.LOSS_MASK].bool()
     obs, actions = batch[Columns.OBS][rows], batch[Columns.ACTIONS][rows].long()
     old_logp = batch[Columns.ACTION_LOGP][rows]
-    d_cmi, d_one, a_v = batch[D_CMI][rows], batch[D_ONE][rows], batch[A_V][rows]
+    d1, d2, offset, pay = (batch[key][rows] for key in (D_PHI_1, D_PHI_2, A_OFFSET, A_PAY))
 
-    def objective(theta_l, phi):
+    def logp(theta_l):
         weights = {**params, **dict(zip(theta_names, theta_l))}
         logits = torch.func.functional_call(policy, weights, ({Columns.OBS: obs},))[Columns.ACTION_DIST_INPUTS]
-        logp = torch.log_softmax(logits, dim=-1).gather(1, actions.unsqueeze(1)).squeeze(1)
-        ratio = torch.exp(logp - old_logp)
-        advantage = phi[0] * d_cmi + phi[1] * d_one + a_v
-        advantage = (advantage - advantage.mean()) / advantage.std().clamp_min(1e-4)
-        return torch.min(ratio * advantage, ratio.clamp(1 - clip, 1 + clip) * advantage).mean()
+        return torch.log_softmax(logits, dim=-1).gather(1, actions.unsqueeze(1)).squeeze(1)
 
-    return objective
+    def inner(theta_l, phi):
+        return clipped_surrogate(logp(theta_l), old_logp, offset + phi[0] * d1 + phi[1] * d2, clip)
+
+    def outer(theta_l, phi):
+        return clipped_surrogate(logp(theta_l), old_logp, pay, clip)
+
+    return inner, outer
 
 
 class CAFELearner(ShapingPPOLearner):
@@ -75,31 +94,36 @@ class CAFELearner(ShapingPPOLearner):
         return losses
 
     def update_phi(self, batch: dict) -> None:
-        """One Eq. 14 step of phi on a minibatch (Algorithm 1, line 12), then the fine-tuning schedule."""
+        """One Eq. 14 step of phi on a minibatch (Algorithm 1, line 12), clipped into phi_bounds."""
         policy, credit = self.module[self.shaping["policy"]], self.module[self.shaping["shaper"]]
+        if not bool(batch[fact("valid")].any()):
+            return
         start = time.perf_counter()
         with torch.no_grad():
             self._phi.copy_(check_finite("phi", credit.phi))  # the connector's Newton step or a restore may move it
         params = {name: p.detach() for name, p in policy.named_parameters()}
-        inner = surrogate(policy, params, self._theta_names, batch, self.config.get_config_for_module(
-            self.shaping["policy"]).clip_param)
-        regulariser = return_gap(*credit.last_returns, credit.phi_config.eta)
+        clip = self.config.get_config_for_module(self.shaping["policy"]).clip_param
+        inner, outer = surrogates(policy, params, self._theta_names, batch, clip)
+        regulariser = linear_return_gap(credit.last_returns, credit.phi_config.eta)
         grad = implicit_hypergradient(inner, [params[n] for n in self._theta_names], self._phi, self._implicit,
-                                      regulariser=regulariser)
+                                      regulariser=regulariser,
+                                      outer=outer if self._implicit.outer == "payment" else None)
         self._phi_optimizer.zero_grad()
         self._phi.grad = -grad.total  # ascend F (Eq. 7)
         self._phi_optimizer.step()
         with torch.no_grad():
+            self._phi.clamp_(*credit.phi_config.phi_bounds)
             credit.phi.copy_(check_finite("phi", self._phi))
-            schedule = credit.schedule()
-            schedule.observe(credit.phi)
-            credit.store_schedule(schedule)
             loss = regulariser(credit.phi)
         seconds = time.perf_counter() - start
         shaper = self.shaping["shaper"]
+        solve = grad.solve
         for key, value in {"L_Lambda": loss, "dJ_dphi_1": grad.direct[0], "implicit_1": grad.implicit[0],
                            "dL_dphi_1": grad.regulariser[0], "dJ_dphi_2": grad.direct[1],
                            "implicit_2": grad.implicit[1], "dL_dphi_2": grad.regulariser[1],
                            "phi_1": credit.phi[0], "phi_2": credit.phi[1], "implicit_step_s": seconds,
-                           "finetune_on": credit.finetune_on.float()}.items():
+                           "implicit_damping": solve.damping, "implicit_damping_increases": solve.increases,
+                           "implicit_residual": solve.residual, "finetune_on": credit.finetune_on.float(),
+                           "phi_before_finetune_1": credit.phi_before_finetune[0],
+                           "phi_before_finetune_2": credit.phi_before_finetune[1]}.items():
             self.metrics.log_value((shaper, key), value.item() if torch.is_tensor(value) else value, window=1)

@@ -23,7 +23,8 @@ from policies.shaping.facts import episode_facts
 
 ENV_REWARD = "env_reward"
 """The world's reward (CSC split payments), before rewriting."""
-FACT_COLUMNS = ("neighbour_actions", "neighbour_mask", "near_revenue", "state", "next_state", "segment", "valid")
+FACT_COLUMNS = ("neighbour_actions", "neighbour_mask", "near_revenue", "state", "next_state", "segment", "episode",
+                "valid", "event_task", "event_weight")
 """StepFacts fields added to the batch, each as column "facts_<name>"."""
 
 
@@ -52,6 +53,13 @@ class RewardShaper(abc.ABC):
     def shaping_loss(self, batch: dict) -> tuple[torch.Tensor, dict[str, float]]:
         """The shaper's own training loss on a (mini)batch of the policy module, and metrics to log."""
 
+    def note_sampling(self, env_steps: int) -> None:
+        """Called by RewriteRewards before ``rewrite`` with the env steps of the episodes behind the batch
+        (CAFE's fine-tuning schedule reads the training revenue per env step). Default: nothing."""
+
+    rewrite_metrics: dict | None = None
+    """Scalars about the last ``rewrite`` that RewriteRewards logs under the shaper's id (None: none)."""
+
     def _forward(self, batch, **kwargs):
         """No agent maps to a shaper: RLlib's forward passes never need it."""
         return {}
@@ -77,12 +85,19 @@ class RewriteRewards(ConnectorV2):
         for name in FACT_COLUMNS:
             module_batch[fact(name)] = torch.as_tensor(np.asarray(getattr(facts, name)), device=rewards.device)
         module_batch[ENV_REWARD] = rewards
+        shaper = rl_module[self.shaper_id]
+        shaper.note_sampling(sum(len(e) for e in episodes))
         with torch.no_grad():
-            new_rewards, columns = rl_module[self.shaper_id].rewrite(module_batch, rl_module)
+            new_rewards, columns = shaper.rewrite(module_batch, rl_module)
         valid = module_batch[fact("valid")]
         module_batch[Columns.REWARDS] = torch.where(valid, new_rewards.to(rewards.dtype), torch.zeros_like(rewards))
         module_batch.update(columns)
-        if metrics is not None and bool(valid.any()):  # how far the rewrite moved the world's reward
+        if metrics is not None and bool(valid.any()):
+            # how far the rewrite moved the world's reward, and how often the policy chose tau_0 (action 0)
             change = (module_batch[Columns.REWARDS] - rewards)[valid].abs().mean()
             metrics.log_value((self.shaper_id, "reward_change_abs_mean"), float(change), window=1)
+            idle = (module_batch[Columns.ACTIONS][valid] == 0).float().mean()
+            metrics.log_value((self.shaper_id, "tau0_share"), float(idle), window=1)
+            for key, value in (shaper.rewrite_metrics or {}).items():
+                metrics.log_value((self.shaper_id, key), float(value), window=1)
         return batch

@@ -5,8 +5,9 @@ the credit module and the learner rebuild from their config dicts:
 
     cafe:
       critic: ippo
-      phi: {eta: 1.0, phi_lr: 1.0e-3, phi_init: [1.0, 0.0], finetune_after: 100, tolerance: 1.0e-2, ...}
-      implicit: {theta_l_layers: [score_none, score_option], solver: cg, iterations: 10, damping: 1.0e-3, ...}
+      phi: {eta: 1.0, redistribution: mix, phi_lr: 1.0e-3, phi_init: [1.0, 0.0], phi_bounds: [0.0, 10.0],
+            finetune_after: 5, tolerance: 0.01, patience: 3, newton_damping: 1.0, finetune_buffer: 256, ...}
+      implicit: {theta_l_layers: [score_none, score_option], outer: payment, solver: cg, iterations: 10, ...}
       credit: {action_embed_dim: 16, hidden_dim: 64, latent_dim: 16, kl_weight: 0.1, ...}
 
 ``ices:`` and ``relara:`` are ICESSettings and ReLaraSettings below, which policies.ices and policies.relara
