@@ -70,4 +70,25 @@ METHODS = (
     Method("odta-2stage", "ODTA two-stage (assumed, TGOA-like): greedy for the first half of arrivals, then "
            "Hungarian", ("dasc",), needs=frozenset({"decision_view"}), heuristic="policies.dasc_baselines:OdtaTwoStage",
            settings=_DASC_SETTINGS, section="baselines"),
+    # --- the ride-hailing world (DyPS, paper 002): the rule-based baselines of its Table 7 (policies/
+    # ridehailing_baselines.py; CSC's `greedy` holds that name) and our stay-home floor
+    Method("rh-greedy", "Greedy (DyPS Table 7, assumed at cell level): idle drivers go where the highest fares wait",
+           ("ridehailing",), needs=frozenset({"decision_view"}),
+           heuristic="policies.ridehailing_baselines:RideHailingGreedy"),
+    Method("rh-nearest", "Nearest (DyPS Table 7, assumed at cell level): serve the own cell, else the nearest "
+           "neighbour with orders", ("ridehailing",), needs=frozenset({"decision_view"}),
+           heuristic="policies.ridehailing_baselines:RideHailingNearest"),
+    Method("rh-stay", "Stay (ours, the floor): no driver is ever dispatched out of its cell", ("ridehailing",),
+           needs=frozenset({"decision_view"}), heuristic="policies.ridehailing_baselines:RideHailingStay"),
+    # --- the vaccine world (DyPS's Medical scenario as a metapopulation SIR model): our heuristics
+    Method("vaccine-none", "None: every cell holds its doses, nobody is vaccinated (infections averted = 0)",
+           ("vaccine",), needs=frozenset({"decision_view"}), heuristic="policies.vaccine_baselines:VaccineNone"),
+    Method("vaccine-local", "Local: every cell vaccinates its own residents with its own doses (by population)",
+           ("vaccine",), needs=frozenset({"decision_view"}), heuristic="policies.vaccine_baselines:VaccineLocal"),
+    Method("vaccine-proportional", "Proportional: doses to the reachable cell with the most unmet susceptible need "
+           "(coordinated water-filling)", ("vaccine",), needs=frozenset({"decision_view"}),
+           heuristic="policies.vaccine_baselines:VaccineProportional"),
+    Method("vaccine-hotspot", "Hotspot (ours, stronger): doses to the reachable cell with unmet need and the highest "
+           "prevalence", ("vaccine",), needs=frozenset({"decision_view"}),
+           heuristic="policies.vaccine_baselines:VaccineHotspot"),
 )

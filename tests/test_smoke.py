@@ -25,7 +25,9 @@ TINY = {"csc": [str(REPO / "tests" / "configs" / "csc_tiny.yaml"), []],
         "sensing": [None, ["world.cycles=15", "synthetic.num_cycles=20"]],
         "lbf": [None, ["world.max_episode_steps=20"]],
         "rware": [None, ["world.max_steps=40"]],
-        "dasc": [None, ["world.num_workers=40", "world.num_tasks=8"]]}
+        "dasc": [None, ["world.num_workers=40", "world.num_tasks=8"]],
+        "ridehailing": [None, ["world.episode_steps=6"]],
+        "vaccine": [None, ["world.days=20"]]}
 """One tiny budget per world: (config file, --set overrides)."""
 
 HEURISTICS = [(m.name, w) for m in registry.methods().values() if not m.learned for w in m.worlds]

@@ -12,7 +12,8 @@ from rl_cs.conformance import check_world
 
 SMALL = {"csc": ["world.num_workers=30", "world.num_tasks=30"], "sensing": [],
          "lbf": [], "rware": ["world.max_steps=100"],
-         "dasc": ["world.num_workers=40", "world.num_tasks=8"]}
+         "dasc": ["world.num_workers=40", "world.num_tasks=8"],
+         "ridehailing": ["world.episode_steps=8"], "vaccine": ["world.days=30"]}
 """Overrides that keep each world's checked episodes short (a world missing here runs its quick config)."""
 
 
