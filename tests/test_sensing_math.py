@@ -116,9 +116,10 @@ def test_inference_keeps_collected_values_and_respects_missing(method):
 
 def test_estimated_loss_is_the_normal_quantile_of_residuals():
     residuals = np.array([[1.0, 2.0, 3.0, np.nan], [np.nan, 5.0, np.nan, np.nan]])
-    loss = estimated_loss(residuals, 0.95, np.array([2.0, 1.0]))
-    assert loss[0] == pytest.approx(norm.ppf(0.95, loc=2.0, scale=1.0) / 2.0)
+    loss = estimated_loss(residuals, 0.95, np.array([4.0, 1.0]))
+    assert loss[0] == pytest.approx(norm.ppf(0.95, loc=2.0, scale=1.0) / 4.0)  # in Gamma_a units
     assert loss[1] == 0.0  # one residual: no estimate, no update
+    assert estimated_loss(residuals, 0.95, np.array([1.0, 1.0]))[0] == 1.0  # clipped to the Hedge range [0, 1]
 
 
 def test_exponential_weights_favour_the_attribute_with_lower_loss():
@@ -127,10 +128,15 @@ def test_exponential_weights_favour_the_attribute_with_lower_loss():
         weights = exponential_weights(weights, np.array([0.2, 1.0]), eta=1.0)
     assert weights[0] > 0.95 and weights.sum() == pytest.approx(1.0)
     assert weights[0] / weights[1] == pytest.approx(np.exp(5 * 0.8))
-    # through AttributeWeights: attribute 0's leave-one-out residuals are small, attribute 1's large
-    tracker = AttributeWeights(2)
+    # through AttributeWeights with a fixed eta: Eq. 7 applied once per cycle
+    tracker = AttributeWeights(2, rate="fixed", eta=1.0)
+    for _ in range(5):
+        tracker.record(np.array([0.2, 1.0]))
+    np.testing.assert_allclose(tracker.weights, weights)
+    # from leave-one-out residuals: attribute 0's are small, attribute 1's large (same Gamma_a)
+    tracker = AttributeWeights(2, rate="fixed", eta=1.0)
     residuals = np.array([[0.1, 0.2, 0.1, np.nan], [2.0, 3.0, 2.5, np.nan]])
-    collected = np.random.default_rng(0).normal(size=(3, 2, 4))
-    updated = tracker.update(residuals, collected, eta=1.0, delta=0.95)
+    updated = tracker.update(residuals, delta=0.95, scale=np.array([10.0, 10.0]))
     assert updated[0] > updated[1]
     assert unified_priority(updated, np.array([[1.0, 0.0], [0.0, 1.0]])).argmax() == 0
+    assert (tracker.update(np.full((2, 4), np.nan), 0.95, np.ones(2)) == updated).all()  # nothing collected
