@@ -68,6 +68,7 @@ from ray.rllib.env.multi_agent_env import MultiAgentEnv
 from envs.ridehailing_config import RideHailingConfig
 from envs.ridehailing_grid import DIRECTIONS, CityGrid, _scenario, cell_id, grid_for, road_m, scenario_for
 from rl_cs.config import from_dict, to_dict
+from envs.csc_view import frozen
 
 CELL_FEATURES = ("idle_drivers", "waiting_orders", "waiting_fares", "arriving_drivers", "has_roads")
 COUNT_SCALE = 10.0
@@ -141,11 +142,6 @@ class RideHailingView:
         """Cell indices of ``agents`` (agent ids)."""
         return np.array([int(agent.rsplit("_", 1)[1]) for agent in agents], dtype=np.int64)
 
-
-def _frozen(array) -> np.ndarray:
-    array = np.array(array, copy=True)
-    array.setflags(write=False)
-    return array
 
 
 class RideHailingEnv(MultiAgentEnv):
@@ -332,9 +328,9 @@ class RideHailingEnv(MultiAgentEnv):
         """A read-only snapshot of the step about to be played, for planners (rl_cs.evaluation)."""
         idle, arriving, waiting, _ = self._counts()
         return RideHailingView(step=self.t, agents=tuple(self.possible_agents), neighbour=self.grid.neighbour,
-                               hub_road_m=self.grid.hub_road_m, idle_drivers=_frozen(idle),
-                               arriving_drivers=_frozen(arriving), order_cell=_frozen(self.o_cell[waiting]),
-                               order_fare=_frozen(self.o_fare[waiting]))
+                               hub_road_m=self.grid.hub_road_m, idle_drivers=frozen(idle),
+                               arriving_drivers=frozen(arriving), order_cell=frozen(self.o_cell[waiting]),
+                               order_fare=frozen(self.o_fare[waiting]))
 
     def episode_metrics(self) -> dict[str, float]:
         """Business metrics of the episode so far (module docstring)."""
@@ -352,8 +348,8 @@ class RideHailingEnv(MultiAgentEnv):
 
     def driver_state(self) -> dict[str, np.ndarray]:
         """Read-only copies of the drivers' nodes and the times they are free (tests and plots)."""
-        return {"node": _frozen(self.d_node), "free_at_s": _frozen(self.d_free)}
+        return {"node": frozen(self.d_node), "free_at_s": frozen(self.d_free)}
 
     def order_state(self) -> np.ndarray:
         """Read-only copy of every episode order's state: 0 waiting or not yet revealed, 1 served, 2 lost."""
-        return _frozen(self.o_state)
+        return frozen(self.o_state)

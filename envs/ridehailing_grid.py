@@ -33,6 +33,7 @@ from rl_cs.data.city import City, SyntheticCityConfig
 from rl_cs.data.scenario import Scenario, load_scenario
 from rl_cs.data.tasks import SyntheticTasksConfig, TaskRules
 from rl_cs.errors import require
+from envs.csc_view import frozen
 
 DIRECTIONS = ("N", "NE", "E", "SE", "S", "SW", "W", "NW")
 """Neighbour order of every neighbour table and of the worlds' move actions (action k + 1 = DIRECTIONS[k])."""
@@ -80,11 +81,6 @@ class CityGrid:
         return np.stack([index // self.cols, index % self.cols], axis=1)
 
 
-def _frozen(array) -> np.ndarray:
-    array = np.array(array, copy=True)
-    array.setflags(write=False)
-    return array
-
 
 def build_grid(city: City, rows: int, cols: int, where: str = "world") -> CityGrid:
     """The grid of ``city``; an InputError naming ``{where}.grid_rows/grid_cols`` when it does not divide the map
@@ -119,8 +115,8 @@ def build_grid(city: City, rows: int, cols: int, where: str = "world") -> CityGr
     cells = np.flatnonzero(valid)
     hub_road_m = np.full((num_cells, num_cells), np.inf)
     hub_road_m[np.ix_(cells, cells)] = city.distance.between(hub[cells], hub[cells])
-    return CityGrid(rows, cols, _frozen(low), _frozen(size), _frozen(node_cell), _frozen(counts), _frozen(hub),
-                    _frozen(valid), _frozen(neighbour), _frozen(hub_road_m))
+    return CityGrid(rows, cols, frozen(low), frozen(size), frozen(node_cell), frozen(counts), frozen(hub),
+                    frozen(valid), frozen(neighbour), frozen(hub_road_m))
 
 
 def road_m(city: City, src: np.ndarray, dst: np.ndarray) -> np.ndarray:

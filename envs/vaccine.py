@@ -67,6 +67,7 @@ from ray.rllib.env.multi_agent_env import MultiAgentEnv
 from envs.ridehailing_grid import DIRECTIONS, CityGrid, cell_id, grid_for, scenario_for
 from envs.vaccine_config import VaccineConfig
 from rl_cs.config import from_dict, to_dict
+from envs.csc_view import frozen
 
 CELL_FEATURES = ("susceptible", "infectious_x10", "recovered", "stock_days", "new_per_100", "has_residents")
 HOLD, USE = 0, 1
@@ -148,11 +149,6 @@ class VaccineView:
     def rows(self, agents) -> np.ndarray:
         return np.array([int(agent.rsplit("_", 1)[1]) for agent in agents], dtype=np.int64)
 
-
-def _frozen(array) -> np.ndarray:
-    array = np.array(array, copy=True)
-    array.setflags(write=False)
-    return array
 
 
 class VaccineEnv(MultiAgentEnv):
@@ -285,9 +281,9 @@ class VaccineEnv(MultiAgentEnv):
     def decision_view(self) -> VaccineView:
         """A read-only snapshot of the day about to be played, for planners (rl_cs.evaluation)."""
         return VaccineView(day=self.day, agents=tuple(self.possible_agents), neighbour=self.grid.neighbour,
-                           residents=_frozen(self.residents), susceptible=_frozen(self.S),
-                           infectious=_frozen(self.I), recovered=_frozen(self.R), stock=_frozen(self.stock),
-                           capacity=_frozen(self.capacity))
+                           residents=frozen(self.residents), susceptible=frozen(self.S),
+                           infectious=frozen(self.I), recovered=frozen(self.R), stock=frozen(self.stock),
+                           capacity=frozen(self.capacity))
 
     def episode_metrics(self) -> dict[str, float]:
         """Infections averted (against the same epidemic without vaccines), infections with and without
@@ -307,4 +303,4 @@ class VaccineEnv(MultiAgentEnv):
 
     def compartments(self) -> dict[str, np.ndarray]:
         """Read-only copies of S, I, R and N per cell (S + I + R = N; tests and plots)."""
-        return {"S": _frozen(self.S), "I": _frozen(self.I), "R": _frozen(self.R), "N": _frozen(self.residents)}
+        return {"S": frozen(self.S), "I": frozen(self.I), "R": frozen(self.R), "N": frozen(self.residents)}
