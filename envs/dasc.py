@@ -37,10 +37,16 @@ a subtask that never appeared leaves silently. No id comes back; ``__all__`` is 
 order and every decider of the interval's end acts in one env step. Intervals without deciders are skipped
 inside one ``step`` call.
 
+**Early matching** (opt-in, ``ready_when: assigned``, as the paper's public code): a subtask becomes ready
+once every predecessor is assigned; its worker starts once the last of them finishes (known from their
+matches), so feasibility, expiry and the finish time use start = max(arrival, predecessors' finish).
+
 **Matching** each step (envs.dasc_matching): Kuhn-Munkres (``scipy.optimize.linear_sum_assignment``,
 maximising) between the recommended subtasks and the idle workers on u = v1 u_skill + v2 u_dist + v3 u_time
 (Eq. 9-12) with v from eta = {alpha, beta} (Eq. 13), held by the env and changed with ``set_eta``.
-Infeasible pairs are never matched. A planner may choose the matching itself: the action dict may hold
+Infeasible pairs are never matched. With ``matching: greedy`` (REC) the recommended subtasks, in the order they
+became ready, each take their nearest free feasible worker instead; ``set_matching`` switches the rule (a
+trained REC policy brings its own). A planner may choose the matching itself: the action dict may hold
 ``PLANNER_ASSIGNMENT: {agent: worker index}``; then that assignment replaces Kuhn-Munkres for the step,
 each pair checked against the same rules (a pair that breaks one, names a subtask not recommended, or
 reuses a subtask or worker is refused and counted in ``invalid_actions``).
@@ -55,6 +61,9 @@ dict carries ``config.reward``'s), paid to a subtask agent in its next observati
   rho_min / |T| - kappa d^M if t_e^tau < t_tau < t_d^tau, else 0 (never, as the world refuses such a match),
   with rho_min = (1 - zeta (t_d - t_e)) rho, paid when it finishes; -1 to a recommended subtask that finds
   no worker; otherwise 0.
+
+A matched subtask's infos (from the observation after its match on) also carry ``utility``: the [u_skill,
+u_dist, u_time] of its pair (Eq. 9-11), which RMO's eta meta-gradient differentiates (Eq. 15).
 
 Declining (action 0) earns exactly 0 in both signals, however often a subtask declines: no signal pays a
 subtask for waiting (DESIGN.md, "Rewards in event-driven worlds").
@@ -73,15 +82,15 @@ from ray.rllib.env.multi_agent_env import MultiAgentEnv
 
 from envs.csc_observation import nearest_rows
 from envs.csc_view import frozen
-from envs.dasc_config import DASCConfig
+from envs.dasc_config import MATCHING_RULES, DASCConfig
 from envs.dasc_dag import descendants, random_dag, random_skill_sets, subtask_skill_counts, task_times
-from envs.dasc_matching import (distance_utility, feasible_pairs, kuhn_munkres, skill_utility, time_utility,
-                                utility)
+from envs.dasc_matching import (distance_utility, feasible_pairs, greedy_matching, kuhn_munkres, skill_utility,
+                                time_utility, utility)
 from envs.dasc_observation import TIME_SCALE_S, DASCObsLayout
 from envs.dasc_view import DASCDecisionView
 from rl_cs.config import from_dict, to_dict
 from rl_cs.data.scenario import Scenario, load_scenario
-from rl_cs.errors import require
+from rl_cs.errors import closest, require
 
 PLANNER_ASSIGNMENT = "__assignment__"
 """Key of the action dict under which a planner submits its own matching: ``{agent id: worker index}``."""
@@ -161,6 +170,7 @@ class DASCEnv(MultiAgentEnv):
         self._rho_scale = float(self.scenario.tasks.rho_max.mean())
         self._bits = np.int64(1) << np.arange(c.num_skill_categories, dtype=np.int64)
         self.alpha, self.beta = float(c.alpha), float(c.beta)
+        self.matching = c.matching
         self._rng = np.random.default_rng(env_config.get("seed"))
         self._global_state = bool(env_config.get("global_state", False))
 
@@ -176,6 +186,11 @@ class DASCEnv(MultiAgentEnv):
     @property
     def eta(self) -> tuple[float, float]:
         return self.alpha, self.beta
+
+    def set_matching(self, rule: str) -> None:
+        """The matching stage's rule (world.matching): ``km`` or ``greedy`` (InputError otherwise)."""
+        require(rule in MATCHING_RULES, "matching", f"unknown matching rule '{rule}'", closest(str(rule), MATCHING_RULES))
+        self.matching = rule
 
     # ------------------------------------------------------------------ episode set-up
     def reset(self, *, seed: int | None = None, options: dict | None = None):
@@ -260,6 +275,7 @@ class DASCEnv(MultiAgentEnv):
         self.arrival = np.full(s_count, np.nan)
         self.finish = np.full(s_count, np.nan)
         self.sub_travel = np.zeros(s_count)
+        self.match_utility = np.zeros((s_count, 3))
         self.shaped_value = np.zeros(s_count)
         self.fails = np.zeros(s_count, dtype=np.int64)
         self.seen = np.zeros(s_count, dtype=bool)
@@ -314,8 +330,13 @@ class DASCEnv(MultiAgentEnv):
         if assignment is None:
             if len(rows):
                 started = clock.perf_counter()
-                weights = utility(self._u_skill[rows], self._u_dist[rows], self._u_time[rows], self.alpha, self.beta)
-                r, cols = kuhn_munkres(weights, self._feasible[rows], c.max_cardinality)
+                if self.matching == "greedy":  # REC: in the order they became ready, nearest free worker first
+                    order = np.lexsort((np.arange(len(rows)), self.ready_at[self._deciders[rows]]))
+                    r, cols = greedy_matching(self._road[rows], self._feasible[rows], order)
+                else:
+                    weights = utility(self._u_skill[rows], self._u_dist[rows], self._u_time[rows], self.alpha,
+                                      self.beta)
+                    r, cols = kuhn_munkres(weights, self._feasible[rows], c.max_cardinality)
                 stats.matching_s += clock.perf_counter() - started
                 stats.matching_steps += 1
                 stats.matching_sizes.append((len(rows), len(self._idle)))
@@ -360,7 +381,7 @@ class DASCEnv(MultiAgentEnv):
         subtask, worker = int(self._deciders[row]), int(self._idle[col])
         road = float(self._road[row, col])
         arrival = self.time + road / c.speed_mps
-        finish = arrival + self.duration[subtask]
+        finish = max(arrival, float(self._earliest[row])) + self.duration[subtask]
         self.status[subtask] = ASSIGNED
         self.worker[subtask] = worker
         self.matched_at[subtask], self.arrival[subtask], self.finish[subtask] = self.time, arrival, finish
@@ -378,6 +399,7 @@ class DASCEnv(MultiAgentEnv):
         else:  # pragma: no cover - feasibility refuses such a pair
             self.shaped_value[subtask] = 0.0
         u = (float(self._u_skill[row, col]), float(self._u_dist[row, col]), float(self._u_time[row]))
+        self.match_utility[subtask] = u
         stats.log.append({"task": int(task), "subtask": int(self.position[subtask]),
                           "agent": self.possible_agents[subtask], "worker": worker, "matched_at": self.time,
                           "ready_at": float(self.ready_at[subtask]), "travel_m": road, "arrival": arrival,
@@ -450,11 +472,12 @@ class DASCEnv(MultiAgentEnv):
         waiting = status == WAITING
         if not waiting.any():
             return
-        unfinished = status != FINISHED
+        early = self.config.ready_when == "assigned"
+        unfinished = (status != FINISHED) & ~(early & (status == ASSIGNED))
         blocked = (self.adjacency & unfinished[:, :, None]).any(axis=1)
         newly = (waiting & ~blocked).ravel()
         if newly.any():
-            finish = self.finish.reshape(q_count, m)
+            finish = (self.matched_at if early else self.finish).reshape(q_count, m)
             latest_pred = np.where(self.adjacency, np.nan_to_num(finish, nan=-np.inf)[:, :, None], -np.inf).max(axis=1)
             ready_at = np.maximum(latest_pred, self.created[:, None]).ravel()
             self.status[newly] = READY
@@ -464,7 +487,8 @@ class DASCEnv(MultiAgentEnv):
         """Open tasks with a ready subtask that cannot finish before its t_d^tau even with a worker on the
         spot expire: their waiting and ready subtasks fail; realised profit -kappa x travel so far."""
         c = self.config
-        hopeless = (self.status == READY) & (self.time + self.duration >= self.sub_deadline)
+        start = np.maximum(self.time, self.predecessors_finish(np.arange(len(self.status))))
+        hopeless = (self.status == READY) & (start + self.duration >= self.sub_deadline)
         if not hopeless.any():
             return
         tasks = np.unique(self.task_of[hopeless])
@@ -489,6 +513,7 @@ class DASCEnv(MultiAgentEnv):
         self._feasible = np.zeros((0, 0), dtype=bool)
         self._u_skill = self._u_dist = np.zeros((0, 0))
         self._u_time = np.zeros(0)
+        self._earliest = np.zeros(0)
         self._ready = np.zeros(0, dtype=np.int64)
         self._ready_feasible = np.zeros(0, dtype=np.int64)
 
@@ -499,8 +524,22 @@ class DASCEnv(MultiAgentEnv):
             return np.zeros((len(subtasks), len(workers))), np.zeros((len(subtasks), len(workers)), dtype=bool)
         road = self.scenario.city.distance.between(self.w_node[workers], self.sub_node[subtasks]).T.astype(np.float64)
         feasible = feasible_pairs(self.time, self.sub_mask[subtasks], self.w_mask[workers], road,
-                                  self.duration[subtasks], self.sub_deadline[subtasks], c.range_m, c.speed_mps)
+                                  self.duration[subtasks], self.sub_deadline[subtasks], c.range_m, c.speed_mps,
+                                  self.predecessors_finish(subtasks))
         return road, feasible
+
+    def predecessors_finish(self, subtasks: np.ndarray) -> np.ndarray:
+        """(len,) the latest finish time of each subtask's predecessors (-inf for none or none assigned):
+        the earliest its work may start. Before its predecessors have all finished (early matching) it is
+        in the future; otherwise it is in the past and arrival alone sets the start."""
+        subtasks = np.asarray(subtasks, dtype=np.int64)
+        if len(subtasks) == 0:
+            return np.zeros(0)
+        m = self.config.max_subtasks
+        q, k = self.task_of[subtasks], self.position[subtasks]
+        predecessor = self.adjacency[q, :, k]  # (len, m): member j precedes the subtask
+        finish = np.nan_to_num(self.finish.reshape(-1, m)[q], nan=-np.inf)
+        return np.where(predecessor, finish, -np.inf).max(axis=1)
 
     def _find_deciders(self) -> np.ndarray:
         """Ready subtasks with at least one feasible idle worker; caches what matching and planners need."""
@@ -512,6 +551,7 @@ class DASCEnv(MultiAgentEnv):
         has = counts > 0
         self._ready, self._ready_feasible = ready, counts
         self._deciders = ready[has]
+        self._earliest = self.predecessors_finish(self._deciders)
         self._idle = idle
         self._idle_col = {int(w): col for col, w in enumerate(idle.tolist())}
         self._road, self._feasible = road[has], feasible[has]
@@ -536,7 +576,8 @@ class DASCEnv(MultiAgentEnv):
             workers=frozen(self._idle), worker_skills=frozen(self.w_count[self._idle]),
             feasible=frozen(self._feasible), road=frozen(self._road), u_skill=frozen(self._u_skill),
             u_dist=frozen(self._u_dist), u_time=frozen(self._u_time),
-            payment_bound=float((self.rho / self.size).max()), total_subtasks=int(self.size.sum()))
+            payment_bound=float((self.rho / self.size).max()), total_subtasks=int(self.size.sum()),
+            earliest_start=frozen(self._earliest))
 
     # ------------------------------------------------------------------ observations
     def _emit(self, deciders: np.ndarray, leaving: np.ndarray):
@@ -561,7 +602,10 @@ class DASCEnv(MultiAgentEnv):
             obs[agent] = flat[row]
             paid = {"sparse": float(self.pending["sparse"][index]), "shaped": float(self.pending["shaped"][index])}
             rewards[agent] = paid[signal]
-            infos[agent] = paid if state is None else {**paid, "state": state}
+            info = paid if state is None else {**paid, "state": state}
+            if self.worker[index] >= 0:  # matched: its pair's utility terms (Eq. 9-11)
+                info["utility"] = self.match_utility[index].tolist()
+            infos[agent] = info
         for values in self.pending.values():
             values[indices] = 0.0
         return obs, rewards, infos
@@ -583,7 +627,8 @@ class DASCEnv(MultiAgentEnv):
                 time_utility(t, self.sub_expected[indices], self.sub_deadline[indices]),
                 feasible_count / 10.0, finished_share, self.share_on_time[indices] / self._rho_scale,
                 self.size[q] / m, self.descendants[indices] / m, self.position[indices] / m,
-                self.fails[indices] / 5.0, np.full(n, t / c.max_episode_s)], axis=1),
+                self.fails[indices] / 5.0, np.full(n, t / c.max_episode_s),
+                np.maximum(self.predecessors_finish(indices) - t, 0.0) / TIME_SCALE_S], axis=1),
             self.sub_skills[indices]], axis=1)
         # the task's DAG
         members = q[:, None] * m + np.arange(m)[None, :]
@@ -606,7 +651,8 @@ class DASCEnv(MultiAgentEnv):
         workers = self._idle[w_index] if len(self._idle) else np.zeros_like(w_index)
         w_road = np.take_along_axis(road, w_index, axis=1) if road.shape[1] else np.zeros(w_index.shape)
         w_xy = self.scenario.city.node_xy[self.w_node[workers]]
-        slack = self.sub_deadline[indices][:, None] - (t + w_road / c.speed_mps + self.duration[indices][:, None])
+        start = np.maximum(t + w_road / c.speed_mps, self.predecessors_finish(indices)[:, None])
+        slack = self.sub_deadline[indices][:, None] - (start + self.duration[indices][:, None])
         worker_block = np.stack([
             (w_xy[..., 0] - xy[:, None, 0]) / c.range_m, (w_xy[..., 1] - xy[:, None, 1]) / c.range_m,
             w_road / c.range_m, self.w_count[workers] / c.num_skill_categories,

@@ -10,6 +10,11 @@ from rl_cs.data.tasks import SyntheticTasksConfig, TaskRules
 from rl_cs.errors import closest, require
 
 REWARD_SIGNALS = ("sparse", "shaped")
+MATCHING_RULES = ("km", "greedy")
+"""The matching stage: Kuhn-Munkres on u(eta) (RMO) or greedy, nearest free feasible worker first (REC)."""
+READY_RULES = ("finished", "assigned")
+"""When a subtask may be matched: once its predecessors have finished (the paper's order constraint, the
+default) or once they are all assigned (the paper's code: the worker travels early and waits)."""
 MAX_SUBTASKS_PER_TASK = 64
 """Upper bound of subtasks_per_task (the observation holds a |T|_max x |T|_max adjacency block)."""
 
@@ -64,6 +69,16 @@ class DASCConfig:
     """eta = {alpha, beta} of the matching utility (Eq. 13), initial value; `set_eta` changes it."""
     beta: float = 0.5
     """See alpha: v1 = alpha beta, v2 = alpha (1 - beta), v3 = 1 - alpha."""
+    matching: str = "km"
+    """The matching stage: km (Kuhn-Munkres on u(eta), Eq. 9-13, RMO) or greedy (each recommended subtask, in
+    the order they became ready, takes its nearest free feasible worker: REC, RMO's baseline)."""
+    ready_when: str = "finished"
+    """When a subtask may be matched (decide): ``finished`` -- all its predecessors have finished (the
+    paper's order constraint, default); ``assigned`` -- opt-in, as the paper's public code does: all its
+    predecessors are assigned (matched or finished). Work still starts only after every predecessor has
+    finished (their finish times are known once assigned): an early-matched worker travels, then waits on
+    site. Feasibility, expiry and t_e/t_d checks use that start. Early matching trades a worker's idle
+    waiting against a head start: the choice a recommender can learn and a match-everything rule cannot."""
     max_cardinality: bool = True
     """Kuhn-Munkres matches as many recommended subtasks as possible, then maximises utility among those
     matchings (the paper's code: max-weight matching with maxcardinality=True); false: maximum utility only."""
@@ -120,6 +135,10 @@ class DASCConfig:
         for name in ("alpha", "beta"):
             value = getattr(self, name)
             require(0 <= value <= 1, f"{where}.{name}", f"must be in [0, 1] (Eq. 13), got {value}")
+        require(self.matching in MATCHING_RULES, f"{where}.matching", f"unknown matching rule '{self.matching}'",
+                closest(self.matching, MATCHING_RULES))
+        require(self.ready_when in READY_RULES, f"{where}.ready_when", f"unknown rule '{self.ready_when}'",
+                closest(self.ready_when, READY_RULES))
         require(self.reward in REWARD_SIGNALS, f"{where}.reward", f"unknown reward signal '{self.reward}'",
                 closest(self.reward, REWARD_SIGNALS))
         require(self.num_near_workers >= 1, f"{where}.num_near_workers", "must be >= 1")

@@ -45,15 +45,42 @@ def utility(u_skill: np.ndarray, u_dist: np.ndarray, u_time: np.ndarray, alpha: 
     return v1 * u_skill + v2 * u_dist + v3 * np.asarray(u_time)[:, None]
 
 
+def finish_times(now: float, road: np.ndarray, duration: np.ndarray, speed_mps: float,
+                 earliest_start: np.ndarray | None = None) -> np.ndarray:
+    """(D, W) when each pair would finish: work starts on arrival (now + road / speed), or once every
+    predecessor has finished (``earliest_start``, (D,), with early matching), and lasts the duration."""
+    start = now + np.asarray(road, dtype=np.float64) / speed_mps
+    if earliest_start is not None:
+        start = np.maximum(start, np.asarray(earliest_start, dtype=np.float64)[:, None])
+    return start + np.asarray(duration, dtype=np.float64)[:, None]
+
+
 def feasible_pairs(now: float, subtask_skills: np.ndarray, worker_skills: np.ndarray, road: np.ndarray,
-                   duration: np.ndarray, deadline: np.ndarray, range_m: float, speed_mps: float) -> np.ndarray:
+                   duration: np.ndarray, deadline: np.ndarray, range_m: float, speed_mps: float,
+                   earliest_start: np.ndarray | None = None) -> np.ndarray:
     """(D, W) bool: skill (K^tau within K^w, as bitmasks), range (road <= L^w) and deadline
-    (now + road / speed + duration < t_d^tau) constraints."""
+    (finish_times(...) < t_d^tau) constraints."""
     subtask_skills = np.asarray(subtask_skills, dtype=np.int64)
     worker_skills = np.asarray(worker_skills, dtype=np.int64)
     skilled = (subtask_skills[:, None] & ~worker_skills[None, :]) == 0
-    finish = now + road / speed_mps + np.asarray(duration)[:, None]
+    finish = finish_times(now, road, duration, speed_mps, earliest_start)
     return skilled & (road <= range_m) & (finish < np.asarray(deadline)[:, None])
+
+
+def greedy_matching(road: np.ndarray, feasible: np.ndarray, order: np.ndarray):
+    """REC's matching stage: rows in ``order`` each take the free feasible column with the lowest road
+    distance. Returns (rows, columns) sorted by row; infeasible pairs are never returned."""
+    taken = np.zeros(feasible.shape[1], dtype=bool)
+    rows, cols = [], []
+    for row in np.asarray(order, dtype=np.int64).tolist():
+        free = feasible[row] & ~taken
+        if free.any():
+            col = int(np.argmin(np.where(free, road[row], np.inf)))
+            taken[col] = True
+            rows.append(row)
+            cols.append(col)
+    index = np.argsort(rows, kind="stable")
+    return np.asarray(rows, dtype=np.int64)[index], np.asarray(cols, dtype=np.int64)[index]
 
 
 def kuhn_munkres(weights: np.ndarray, feasible: np.ndarray, max_cardinality: bool = True):

@@ -23,10 +23,12 @@ import numpy as np
 TIME_SCALE_S = 600.0
 SELF_NAMES = ("x", "y", "duration", "expected_slack", "deadline_slack", "u_time", "feasible_workers",
               "task_finished_share", "payment_share", "task_size", "descendants", "position_in_dag",
-              "failed_recommendations", "time")
+              "failed_recommendations", "time", "predecessor_wait")
 """x, y (/city extent); duration, t_e - t, t_d - t (/TIME_SCALE_S); u_time (Eq. 11); feasible idle workers
 (/10); finished share of its task; rho / |T| (/the stream's mean); |T| and descendants (/|T|_max); its row in
-the DAG block (/|T|_max); its failed recommendations (/5); time (/max_episode_s). Then one flag per skill."""
+the DAG block (/|T|_max); its failed recommendations (/5); time (/max_episode_s); how long until its last
+predecessor finishes (/TIME_SCALE_S; 0 unless early matching, world.ready_when = assigned). Then one flag
+per skill."""
 NODE_NAMES = ("waiting", "ready", "assigned", "finished", "is_self", "duration", "expected_slack",
               "deadline_slack", "dx", "dy", "skills")
 """Status one-hot (waiting for predecessors, ready, assigned, finished); is this agent; duration, t_e - t,

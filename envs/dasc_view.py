@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from envs.dasc_config import DASCConfig
-from envs.dasc_matching import utility
+from envs.dasc_matching import finish_times, utility
 
 
 @dataclass(frozen=True)
@@ -71,6 +71,9 @@ class DASCDecisionView:
     algorithms assume known (ODTA)."""
     total_subtasks: int
     """Subtasks in the episode's task window (the arrivals an online algorithm expects)."""
+    earliest_start: np.ndarray | None = None
+    """(D,) the latest finish of each decider's predecessors: its work starts at max(arrival, this). In the
+    past unless early matching (world.ready_when = assigned) offers subtasks whose predecessors still work."""
 
     def rows(self, agents) -> np.ndarray:
         """Decider rows of ``agents``, in their order."""
@@ -83,8 +86,8 @@ class DASCDecisionView:
                        self.beta if beta is None else beta)
 
     def finish_time(self) -> np.ndarray:
-        """(D, W) when each pair would finish: now + road / speed + duration."""
-        return self.time + self.road / self.config.speed_mps + self.duration[:, None]
+        """(D, W) when each pair would finish: max(now + road / speed, earliest_start) + duration."""
+        return finish_times(self.time, self.road, self.duration, self.config.speed_mps, self.earliest_start)
 
     def pair_value(self) -> np.ndarray:
         """(D, W) what serving the subtask with the worker is worth to the platform by Eq. 3's terms: the

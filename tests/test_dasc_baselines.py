@@ -196,13 +196,17 @@ def test_bench_reports_steps_and_kuhn_munkres_time(capsys):
     assert "KM ms/matching step" in out and "recommend all" in out
 
 
-def test_a_learned_method_is_refused_until_rmo_training_lands(monkeypatch):
-    from rl_cs.experiment import dasc as commands
+def test_rmo_and_rec_are_the_learned_methods_of_the_world():
+    learned = {m.name: m for m in registry.methods_for("dasc") if m.learned}
+    assert set(learned) == {"rmo", "rec"}
+    assert learned["rec"].build == learned["rmo"].build and learned["rec"].build_options == {"matching": "greedy"}
 
-    learned = registry.Method("rmo-test", "test", ("dasc",), build="rl_cs.experiment.ppo:ppo_config")
-    monkeypatch.setattr(registry, "get_method", lambda name, world=None, where="method": learned)
-    with pytest.raises(InputError, match="next step"):
-        commands.heuristic("rmo-test")
+
+def test_train_all_with_a_grid_writes_one_row_set_per_point(tmp_path):
+    assert cli("train", "km", "--world", "dasc", "--results-dir", str(tmp_path), "--name", "grid", "--seeds", "1",
+               *SMALL_SETS, "--set", "grid={world.num_workers: [20, 30]}") == 0
+    runs = pd.read_csv(tmp_path / "grid" / "runs.csv")
+    assert sorted(runs["num_workers"].unique()) == [20, 30] and set(runs["method"]) == {"km"}
 
 
 @pytest.mark.parametrize("argv, message", [

@@ -346,3 +346,77 @@ def test_bad_input_exits_2_and_writes_nothing(override, message, tmp_path, capsy
         assert cli(*argv, "--set", override) == 2
         assert message in capsys.readouterr().err
     assert not list(tmp_path.iterdir())
+
+
+# ------------------------------------------------------------------------------------------------ RMO's additions
+def _check_early_rules(env: DASCEnv) -> tuple[int, int]:
+    """Early matching: skill, range, deadline hold; work starts only after every predecessor finished.
+    Returns (matches, matches made before a predecessor had finished)."""
+    c, m = env.config, env.config.max_subtasks
+    early = 0
+    for entry in env.episode_log():
+        s = entry["task"] * m + entry["subtask"]
+        assert not (env.sub_skills[s] & ~env.w_skills[entry["worker"]]).any()
+        assert entry["travel_m"] <= c.range_m and entry["finish"] < entry["deadline"]
+        start = entry["finish"] - env.duration[s]
+        assert start >= entry["arrival"] - 1e-9
+        predecessors = [entry["task"] * m + p for p in np.flatnonzero(env.adjacency[entry["task"], :, entry["subtask"]])]
+        for p in predecessors:
+            assert env.status[p] == FINISHED and env.finish[p] <= start + 1e-9, "order constraint broken"
+        early += any(env.finish[p] > entry["matched_at"] for p in predecessors)
+    return len(env.episode_log()), early
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_early_matching_matches_before_predecessors_finish_but_never_starts_early(seed):
+    env = make_env(num_workers=25, num_tasks=10, ready_when="assigned")
+    run(env, seed, recommend_all)
+    matches, early = _check_early_rules(env)
+    assert matches > 20 and early > 0
+    assert env.episode_metrics()["invalid_actions"] == 0
+
+
+def test_greedy_matching_gives_each_recommended_subtask_its_nearest_free_feasible_worker():
+    """world.matching = greedy (REC): in the order they became ready, nearest free feasible worker first --
+    the same pairs as the greedy-dasc baseline's planner on the same decision."""
+    from policies.dasc_baselines import greedy_pairs
+
+    env = make_env(num_workers=25, num_tasks=10, matching="greedy")
+    obs, _ = env.reset(seed=2)
+    checked = 0
+    for _ in range(200):
+        view = env.decision_view()
+        expected = {view.agents[row]: int(view.workers[col]) for row, col in greedy_pairs(view).items()}
+        obs, _, terminated, truncated, _ = env.step({agent: 1 for agent in obs})
+        assert {agent: int(env.worker[view.subtask[view.agents.index(agent)]]) for agent in expected} == expected
+        checked += len(expected)
+        if terminated["__all__"] or truncated["__all__"]:
+            break
+    assert checked > 10
+    env.set_matching("km")
+    assert env.matching == "km"
+    with pytest.raises(InputError, match="matching"):
+        env.set_matching("hungarian")
+
+
+def test_a_matched_subtasks_infos_carry_its_pairs_utility_terms():
+    env = make_env(num_workers=25, num_tasks=10)
+    steps = run(env, 3, recommend_all)
+    utility = {}
+    for obs, _, _, _, infos, _ in steps:
+        for agent in obs:
+            if "utility" in infos[agent]:
+                utility[agent] = infos[agent]["utility"]
+    log = {entry["agent"]: [entry["u_skill"], entry["u_dist"], entry["u_time"]] for entry in env.episode_log()}
+    finished = {agent for agent in log if env.status[env.possible_agents.index(agent)] == FINISHED}
+    assert finished and finished <= set(utility)
+    for agent in utility:
+        assert utility[agent] == pytest.approx(log[agent])
+
+
+@pytest.mark.parametrize("changes, field", [({"matching": "hungarian"}, "world.matching"),
+                                            ({"ready_when": "started"}, "world.ready_when")])
+def test_bad_matching_options_name_the_field(changes, field):
+    with pytest.raises(InputError) as error:
+        DASCConfig(**{**vars(SMALL), **changes}).validate()
+    assert error.value.where == field

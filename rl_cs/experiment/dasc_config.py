@@ -1,77 +1,76 @@
 """The DASC experiment's typed configuration (a YAML in tune_configs/, e.g. dasc_quick.yaml, mirrors it one to
-one; rl_cs.config is the loader). Sections: ``experiment`` (what runs), ``world`` (envs.dasc_config.DASCConfig),
-``evaluation`` (the seeded task streams every method is scored on) and ``baselines`` (GAME's and ODTA's open
-parameters). The RMO step adds its own sections."""
+one; rl_cs.config is the loader). Sections: ``experiment`` (the shared RunSettings: what runs, how many seeds
+and iterations), ``world`` (envs.dasc_config.DASCConfig), ``evaluation`` (the shared EvaluationSettings: the
+seeded streams every method is scored on), one section per method config registered for the world
+(rl_cs.methods): ``baselines`` (GAME's and ODTA's open parameters) and ``rmo`` (RMO's and REC's Table 1
+settings with their RLlib ``training`` subsection, policies.rmo.config.RMOConfig), and ``grid`` (world
+fields to sweep, e.g. Table 2's axes).
+
+Unlike rl_cs.experiment.config.experiment_config_class, there is no top-level ``training`` or ``model``
+section: RMO's network and RLlib settings are its own (``rmo``), and a CSC YAML (whose sections would
+otherwise all fit: its world fields num_workers and num_tasks are DASC's too) is refused here, naming its
+``training`` / ``model`` section or a method that does not run on DASC, so every YAML belongs to one world."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import dataclasses
+from dataclasses import field
 
 from envs.dasc_config import DASCConfig
-from policies.dasc_baselines import DASCBaselineSettings
-from rl_cs.errors import require
+from rl_cs.config import with_override
+from rl_cs.errors import InputError, require
+from rl_cs.experiment.config import EvaluationSettings, RunSettings
+from rl_cs.registry import resolve, sections_for
 
 BASELINES = ("greedy-dasc", "km", "game", "odta", "odta-2stage")
 
 
-@dataclass(frozen=True)
-class DASCRunSettings:
-    """What `rl-cs train --world dasc` runs."""
+def _validate(self, where: str = ""):
+    from rl_cs.registry import methods, methods_for
 
-    name: str = ""
-    """Experiment name (folder under the results dir); default <method>-dasc."""
-    seeds: int = 3
-    """Runs per method, one per seed; run r evaluates episodes seeded evaluation.seed + r x episodes + e."""
-    methods: list = field(default_factory=lambda: list(BASELINES))
-    """Methods run by `rl-cs train all --world dasc`."""
-
-    def validate(self, where: str) -> None:
-        from rl_cs.registry import get_method
-
-        require(self.seeds >= 1, f"{where}.seeds", f"must be >= 1, got {self.seeds}")
-        require(len(self.methods) > 0, f"{where}.methods", "empty list", f"e.g. [{', '.join(BASELINES)}]")
-        for name in self.methods:
-            require(isinstance(name, str), f"{where}.methods", f"expected method names, got {name!r}")
-            get_method(name, "dasc", where=f"{where}.methods")
-
-
-@dataclass(frozen=True)
-class DASCEvaluationSettings:
-    """The seeded task streams every method is compared on."""
-
-    episodes: int = 1
-    """Episodes per run."""
-    seed: int = 12345
-    """Seed of the first episode of run 0."""
-
-    def validate(self, where: str) -> None:
-        require(self.episodes >= 1, f"{where}.episodes", f"must be >= 1, got {self.episodes}")
-        require(self.seed >= 0, f"{where}.seed", f"must be >= 0, got {self.seed}")
-
-    def seeds(self, run: int) -> list[int]:
-        """Episode seeds of run ``run``."""
-        return [self.seed + run * self.episodes + episode for episode in range(self.episodes)]
+    prefix = f"{where}: " if where else ""
+    self.experiment.validate(f"{prefix}experiment")
+    here = [m.name for m in methods_for("dasc")]
+    for name in self.experiment.methods:
+        if name not in here:  # "unknown field": a YAML listing another world's methods is that world's
+            runs_on = ", ".join(methods()[name].worlds) if name in methods() else "no world"
+            raise InputError(f"{prefix}experiment.methods", f"unknown field value '{name}': not a method of world "
+                             f"'dasc' (it runs on: {runs_on})", f"methods of dasc: {', '.join(here)}")
+    self.world.validate(f"{prefix}world")
+    self.evaluation.validate(f"{prefix}evaluation")
+    for section in self.method_sections:
+        getattr(self, section).validate(f"{prefix}{section}")
+    for key, values in self.grid.items():
+        require(isinstance(values, list) and values, f"{prefix}grid.{key}", "must be a non-empty list",
+                f"e.g. grid: {{{key}: [a, b]}}")
+        require(key.startswith("world."), f"{prefix}grid.{key}", "only world fields can be swept",
+                "e.g. world.num_tasks")
+        for value in values:  # every grid point must itself be a valid world
+            with_override(self, key, value, f"{prefix}grid").world.validate(f"{prefix}grid.{key}={value}")
+    return self
 
 
-@dataclass(frozen=True)
-class DASCExperimentConfig:
-    """One `rl-cs train|evaluate|check|bench --world dasc` experiment."""
+def _experiment_class() -> type:
+    sections = [(section, resolve(reference), field(default_factory=resolve(reference)))
+                for section, reference in sections_for("dasc").items()]
+    fields = [
+        ("experiment", RunSettings, field(default_factory=RunSettings)),
+        ("world", DASCConfig, field(default_factory=DASCConfig)),
+        ("evaluation", EvaluationSettings, field(default_factory=EvaluationSettings)),
+        *sections,
+        ("grid", dict, field(default_factory=dict)),
+    ]
+    cls = dataclasses.make_dataclass("DASCExperimentConfig", fields, frozen=True, namespace={
+        "world_name": "dasc", "validate": _validate, "method_sections": tuple(name for name, _, _ in sections),
+        "__doc__": "One `rl-cs train|evaluate|check|bench --world dasc` experiment (a YAML in tune_configs/)."})
+    cls.__module__ = __name__  # pickled by reference (Ray ships configs to trials)
+    return cls
 
-    experiment: DASCRunSettings = field(default_factory=DASCRunSettings)
-    """What runs and how many seeds."""
-    world: DASCConfig = field(default_factory=DASCConfig)
-    """The DASC world (envs.dasc_config)."""
-    evaluation: DASCEvaluationSettings = field(default_factory=DASCEvaluationSettings)
-    """The evaluation task streams."""
-    baselines: DASCBaselineSettings = field(default_factory=DASCBaselineSettings)
-    """Settings of the GAME and ODTA baselines."""
 
-    world_name = "dasc"
+DASCExperimentConfig = _experiment_class()
 
-    def validate(self, where: str = "") -> "DASCExperimentConfig":
-        prefix = f"{where}: " if where else ""
-        self.experiment.validate(f"{prefix}experiment")
-        self.world.validate(f"{prefix}world")
-        self.evaluation.validate(f"{prefix}evaluation")
-        self.baselines.validate(f"{prefix}baselines")
-        return self
+
+def evaluation_seeds(settings, run: int) -> list[int]:
+    """Episode seeds of run ``run`` (a heuristic's run, a learned method's trial seed): evaluation.seed +
+    run x episodes + e for e < episodes -- every method is scored on the same streams."""
+    return [settings.seed + run * settings.episodes + episode for episode in range(settings.episodes)]
