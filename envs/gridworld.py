@@ -7,6 +7,19 @@ per-agent observation and action spaces and arrays through unchanged, turns rewa
 the package's single ``done`` into RLlib's terminated / truncated (each world says how). A seeded reset reseeds
 the package's generator (``raw.reset(seed=seed)``); an unseeded one continues its stream, as in the package.
 Every agent acts every step; ``__all__`` is sent every step.
+
+Options for learned methods (env_config keys beside ``world``; all off by default, and then every
+observation and reward is the package's own, unchanged):
+
+* ``agent_id``: each agent's observation gets its one-hot index appended (N floats): PS-id's input.
+* ``global_state``: each agent's observation gets every agent's observation appended (agent order, the
+  ids above included when on): MAPPO's agent-specific global state [o_i, s] for a centralised critic; the
+  actor reads only the leading part (policies.sharing.modules.MLPActorCritic ``actor_inputs``).
+* ``team_reward``: every agent receives the sum of all agents' rewards (MAPPO's shared reward, DyPS §4.4);
+  ``episode_metrics()["return"]`` is still the sum of the package's rewards.
+
+After each step the package env also holds the step's per-agent rewards as ``rlcs_last_rewards`` (read-only
+for actors that keep trajectory histories, e.g. DyPS's role encoder at evaluation).
 """
 
 from __future__ import annotations
@@ -19,12 +32,17 @@ class PackageMultiAgentEnv(MultiAgentEnv):
     """Base of envs.lbf.LBFEnv and envs.rware.RWAREEnv; subclasses build ``raw`` and define the episode's
     end (``_ends``) and business counters (``_begin``, ``_count``, ``_metrics``, ``_log_record``)."""
 
-    def __init__(self, raw, num_agents: int):
+    def __init__(self, raw, num_agents: int, options: dict | None = None):
         super().__init__()
         self.raw = raw
         self.possible_agents = [f"agent_{i}" for i in range(num_agents)]
         self.agents = list(self.possible_agents)
         self.observation_spaces = {a: raw.observation_space[i] for i, a in enumerate(self.possible_agents)}
+        options = options or {}
+        self.agent_id, self.global_state = bool(options.get("agent_id")), bool(options.get("global_state"))
+        self.team_reward = bool(options.get("team_reward"))
+        if self.agent_id or self.global_state:
+            self.observation_spaces = self._extended_spaces()
         self.action_spaces = {a: raw.action_space[i] for i, a in enumerate(self.possible_agents)}
         self._no_infos = {agent: {} for agent in self.possible_agents}
         self._return = 0.0
@@ -38,7 +56,7 @@ class PackageMultiAgentEnv(MultiAgentEnv):
         self.agents = list(self.possible_agents)
         self._return, self._steps, self._log = 0.0, 0, []
         self._begin()
-        return dict(zip(self.possible_agents, observations)), {agent: {} for agent in self.possible_agents}
+        return self._observations(observations), {agent: {} for agent in self.possible_agents}
 
     def step(self, action_dict):
         try:
@@ -49,15 +67,38 @@ class PackageMultiAgentEnv(MultiAgentEnv):
         before = self._snapshot()
         observations, rewards, done, _, _ = self.raw.step(actions)
         rewards = [float(r) for r in rewards]
+        self.raw.rlcs_last_rewards = list(rewards)
         total = float(np.sum(rewards))
         self._return += total
         self._steps += 1
         self._log.append({"step": self._steps, "reward": total, **self._count(before, rewards)})
         terminated, truncated = self._ends(bool(done))
-        return (dict(zip(self.possible_agents, observations)), dict(zip(self.possible_agents, rewards)),
+        if self.team_reward:
+            rewards = [total] * len(rewards)
+        return (self._observations(observations), dict(zip(self.possible_agents, rewards)),
                 {agent: terminated for agent in self.possible_agents} | {"__all__": terminated},
                 {agent: truncated for agent in self.possible_agents} | {"__all__": truncated},
                 {agent: {} for agent in self.possible_agents})
+
+    # ------------------------------------------------------------------ learned-method options
+    def _observations(self, observations) -> dict:
+        if not (self.agent_id or self.global_state):
+            return dict(zip(self.possible_agents, observations))
+        return dict(zip(self.possible_agents, extend_observations(observations, self.agent_id, self.global_state)))
+
+    def _extended_spaces(self) -> dict:
+        import gymnasium as gym
+
+        n = len(self.possible_agents)
+        bounds = [(np.asarray(self.raw.observation_space[i].low, np.float32).ravel(),
+                   np.asarray(self.raw.observation_space[i].high, np.float32).ravel()) for i in range(n)]
+        if self.agent_id:
+            bounds = [(np.concatenate([low, np.zeros(n, np.float32)]), np.concatenate([high, np.ones(n, np.float32)]))
+                      for low, high in bounds]
+        if self.global_state:
+            low_all, high_all = np.concatenate([b[0] for b in bounds]), np.concatenate([b[1] for b in bounds])
+            bounds = [(np.concatenate([low, low_all]), np.concatenate([high, high_all])) for low, high in bounds]
+        return {a: gym.spaces.Box(low, high, dtype=np.float32) for a, (low, high) in zip(self.possible_agents, bounds)}
 
     # ------------------------------------------------------------------ rl-cs world interface
     def decision_view(self):
@@ -93,3 +134,16 @@ class PackageMultiAgentEnv(MultiAgentEnv):
 
     def _metrics(self) -> dict[str, float]:
         return {}
+
+
+def extend_observations(observations, agent_id: bool, global_state: bool) -> list:
+    """The learned methods' observation options (module docstring) on the package's per-agent observations
+    (agent order): [o_i, one-hot i if agent_id, s = all agents' (extended) o_j if global_state]."""
+    n = len(observations)
+    own = [np.asarray(o, dtype=np.float32).ravel() for o in observations]
+    if agent_id:
+        own = [np.concatenate([o, np.eye(n, dtype=np.float32)[i]]) for i, o in enumerate(own)]
+    if global_state:
+        state = np.concatenate(own)
+        own = [np.concatenate([o, state]) for o in own]
+    return own

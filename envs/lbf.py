@@ -1,7 +1,8 @@
 """``lbf``: level-based foraging from the PyPI package lbforaging 2.0.0 (never re-implemented), as an RLlib
 MultiAgentEnv, sized as in DyPS (paper 002) Table 1 (envs.lbf_config).
 
-env_config (plain data, as Tune passes it): ``{"world": LBFConfig or its dict}``.
+env_config (plain data, as Tune passes it): ``{"world": LBFConfig or its dict}``, plus the learned methods'
+options ``agent_id``, ``global_state``, ``team_reward`` (envs.gridworld; all off by default).
 
 The world (the package's ``ForagingEnv``): agents with levels (1..max_player_level) and food items with
 levels on a square grid; food never spawns on the border or next to other food. Agents: ``agent_0`` ..
@@ -65,7 +66,7 @@ class LBFEnv(PackageMultiAgentEnv):
     def __init__(self, config: dict | None = None):
         config = dict(config or {})
         self.config = from_dict(LBFConfig, config.get("world"), "world").validate("world")
-        super().__init__(make_package_env(self.config), self.config.num_agents)
+        super().__init__(make_package_env(self.config), self.config.num_agents, config)
         self._spawned_items = 0
         self._spawned_level = 0.0
         self._collected_items = 0

@@ -1,7 +1,8 @@
 """``rware``: the multi-robot warehouse from the PyPI package rware 2.0.0 (never re-implemented), as an RLlib
 MultiAgentEnv, sized as in DyPS (paper 002) Table 1 (envs.rware_config).
 
-env_config (plain data, as Tune passes it): ``{"world": RWAREConfig or its dict}``.
+env_config (plain data, as Tune passes it): ``{"world": RWAREConfig or its dict}``, plus the learned methods'
+options ``agent_id``, ``global_state``, ``team_reward`` (envs.gridworld; all off by default).
 
 The world (the package's ``Warehouse``, ``small`` layout: a 20 x 10 grid of shelf blocks and highways, two
 goal cells in the middle of the bottom row): robots move shelves; ``request_queue_size`` shelves are
@@ -56,7 +57,7 @@ class RWAREEnv(PackageMultiAgentEnv):
     def __init__(self, config: dict | None = None):
         config = dict(config or {})
         self.config = from_dict(RWAREConfig, config.get("world"), "world").validate("world")
-        super().__init__(make_package_env(self.config), self.config.num_agents)
+        super().__init__(make_package_env(self.config), self.config.num_agents, config)
         self._delivered = 0
 
     def _ends(self, done: bool) -> tuple[bool, bool]:

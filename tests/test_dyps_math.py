@@ -10,7 +10,7 @@ import dataclasses
 import pytest
 import torch
 
-from policies.dyps.config import DyPSConfig, table6
+from policies.dyps.config import DyPSConfig, table6, table6_training
 from policies.dyps.cvae import GroupCVAE
 from policies.dyps.model import DyPSModules
 from policies.dyps.selector import GroupSelector, one_step_actor_critic_loss
@@ -254,15 +254,20 @@ def test_dyps_modules_select_one_group_per_agent_before_and_after_a_history():
 # --------------------------------------------------------------------------------------------- config
 def test_config_defaults_are_table_6_and_appendix_a1():
     c = DyPSConfig()
-    lrs = (c.selector_actor_lr, c.selector_critic_lr, c.policy_actor_lr, c.policy_critic_lr)
-    assert lrs == (1e-5, 1e-5, 5e-4, 5e-4)
-    assert (c.gamma, c.clip_param, c.lambda_, c.batch_size, c.training_steps) == (0.99, 0.2, 0.95, 256, 1_000_000)
+    assert (c.selector_actor_lr, c.selector_critic_lr) == (1e-5, 1e-5)
     assert (c.cvae_hidden, c.cvae_latent, c.vlstm_hidden) == (64, 16, 64)
     assert table6("lbf1") == c and table6("rware2") == c
-    ride = table6("ridehailing1")
-    assert (ride.selector_actor_lr, ride.policy_critic_lr, ride.gamma, ride.batch_size, ride.training_steps) == \
-        (1e-4, 1e-3, 0.97, 1024, 30_000)
-    assert table6("medical").policy_actor_lr == 1e-4
+    assert (table6("ridehailing1").selector_actor_lr, table6("medical").selector_critic_lr) == (1e-4, 1e-5)
+    # the Resource Allocation columns are the gridworlds' training defaults, shared by every method
+    from rl_cs.experiment.gridworlds_config import GridworldTraining
+
+    t = GridworldTraining()
+    lbf = table6_training("lbf1")
+    assert (t.lr, t.gamma, t.clip_param, t.lambda_, t.minibatch_size) == \
+        (lbf["lr"], lbf["gamma"], lbf["clip_param"], lbf["lambda_"], lbf["minibatch_size"]) == (5e-4, 0.99, 0.2, 0.95, 256)
+    ride = table6_training("ridehailing1")
+    assert (ride["lr"], ride["gamma"], ride["minibatch_size"], ride["training_steps"]) == (1e-3, 0.97, 1024, 30_000)
+    assert table6_training("medical")["lr"] == 1e-4 and lbf["training_steps"] == 1_000_000
 
 
 @pytest.mark.parametrize("fields, agents, field", [

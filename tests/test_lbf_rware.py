@@ -150,12 +150,36 @@ def test_data_dir_is_refused(capsys, tmp_path):
     assert "reads no data" in capsys.readouterr().err
 
 
-def test_train_a_heuristic_then_report(tmp_path, capsys):
-    assert cli("train", "uniform", "--world", "lbf", "--results-dir", str(tmp_path), "--name", "u",
-               "--set", "evaluation.episodes=2", "--seeds", "2") == 0
-    experiment = json.loads((tmp_path / "u" / "experiment.json").read_text())
-    assert experiment["world"] == "lbf" and experiment["methods"] == ["uniform"]
-    assert cli("report", str(tmp_path / "u")) == 0
+LEARNED_TINY = {
+    "lbf": ["world.max_episode_steps=20", "training.num_envs_per_env_runner=1", "training.rollout_fragment_length=20",
+            "training.minibatch_size=50", "training.train_batch_size=100", "training.num_epochs=1"],
+    "rware": ["world.max_steps=40", "training.num_envs_per_env_runner=1", "training.rollout_fragment_length=40",
+              "training.minibatch_size=40", "training.train_batch_size=80", "training.num_epochs=1"],
+}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("world", ["lbf", "rware"])
+def test_train_dyps_and_uniform_evaluate_the_checkpoint_then_report(world, tmp_path, capsys):
+    """End to end through the CLI: `train all` (DyPS, 2 iterations, and the uniform floor, 2 seeds each), the
+    trained checkpoint evaluated from its weights alone, and the report's table beside the paper's."""
+    sets = [item for override in [*LEARNED_TINY[world], "experiment.iterations=2", "evaluation.episodes=2",
+                                  "experiment.methods=[uniform, dyps]"] for item in ("--set", override)]
+    assert cli("train", "all", "--world", world, "--results-dir", str(tmp_path), "--name", "e2e", "--seeds", "2",
+               *sets) == 0
+    folder = tmp_path / "e2e"
+    assert json.loads((folder / "dyps" / "experiment.json").read_text())["method"] == "dyps"
+    trials = sorted((folder / "dyps").glob("*/params.json"))
+    assert len(trials) == 2 and all((t.parent / "heldout.json").is_file() for t in trials)
+    checkpoint = sorted(trials[0].parent.glob("checkpoint_*"))[-1]
+    assert (checkpoint / "policy_weights.pt").is_file()
+    capsys.readouterr()
+    assert cli("evaluate", str(checkpoint), "--world", world, "--episodes", "2",
+               "--set", LEARNED_TINY[world][0]) == 0
     out = capsys.readouterr().out
-    assert "| uniform  |          4 |" in out and "DyPS 0.68" in out
-    assert (tmp_path / "u" / "table.md").is_file()
+    assert "dyps (checkpoint_" in out and "return" in out
+    assert cli("report", str(folder)) == 0
+    out = capsys.readouterr().out
+    paper = {"lbf": "0.68 ± 0.02", "rware": "6.7 ± 0.2"}[world]
+    assert "| dyps     |       2 |" in out and "| uniform  |       2 |" in out and paper in out
+    assert (folder / "table.md").is_file() and (folder / "curves.png").is_file()

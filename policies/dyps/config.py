@@ -26,25 +26,13 @@ class DyPSConfig:
     """False: the "w/o VLSTM" ablation (Table 3): groups from agent ids and CVAE roles only."""
     use_cvae: bool = True
     """False: the "w/o CVAE" ablation (Table 3): groups by an MLP on [I_n, h_n]; both False: "w/o Repr."."""
-    # --- Table 6 ---------------------------------------------------------------------------------------
-    training_steps: int = 1_000_000
-    """Table 6 "Training steps" (env steps)."""
-    batch_size: int = 256
-    """Table 6 "Batch size"."""
+    # --- Table 6 (Group Selection columns; the Resource Allocation columns -- PPO's lr, gamma, clip, lambda,
+    # batch size, training steps -- are the experiment's ``training`` section, shared with every baseline so
+    # that all methods train alike: rl_cs.experiment.gridworlds_config.GridworldTraining) ---------------
     selector_actor_lr: float = 1e-5
     """Table 6 "Actor learning rate (Group Selection)" (Adam)."""
     selector_critic_lr: float = 1e-5
     """Table 6 "Critic learning rate (Group Selection)" (Adam)."""
-    policy_actor_lr: float = 5e-4
-    """Table 6 "Actor learning rate (Resource Allocation)" (Adam), the group policies."""
-    policy_critic_lr: float = 5e-4
-    """Table 6 "Critic learning rate (Resource Allocation)" (Adam)."""
-    gamma: float = 0.99
-    """Table 6 "Discount factor"."""
-    clip_param: float = 0.2
-    """Table 6 "Clip threshold (PPO)"."""
-    lambda_: float = 0.95
-    """Table 6 "Lambda factor (PPO)" (GAE)."""
     # --- Appendix A.1 ----------------------------------------------------------------------------------
     cvae_hidden: int = 64
     """CVAE encoder: one hidden layer of this width; decoder: two (A.1)."""
@@ -66,8 +54,16 @@ class DyPSConfig:
     """Adam learning rate of the VLSTM and the CVAE: not in Table 6; the authors' code uses 1e-3 (CVAE)."""
     selector_entropy_coeff: float = 0.0
     """Entropy bonus of the group selector: none in §3.3 (the authors' code computes it but does not use it)."""
-    history_episodes: int = 1
-    """Past episodes of an agent's trajectory that the VLSTM reads for h_n at the next episode's start."""
+    history_steps: int = 50
+    """The VLSTM reads the last ``history_steps`` steps of an agent's previous episode for h_n at the next
+    episode's start (the paper: the "complete trajectory history"; capped so that RWARE's 500-step episodes
+    cost 50 LSTM steps, an assumption; LBF's episodes are 50 steps, read whole). Also the window length of
+    the VLSTM's training sequences."""
+    representation_batch: int = 256
+    """(state, action) pairs per CVAE step and agent-steps per VLSTM step (Table 6's batch size, 256)."""
+    representation_steps: int = 4
+    """ELBO steps of the VLSTM and of the CVAE per training iteration, each on a fresh random batch of the
+    iteration's trajectories (not in the paper, which updates both once per episode)."""
 
     def validate(self, where: str = "dyps", num_agents: int | None = None) -> "DyPSConfig":
         """Every field's range; with ``num_agents``, also M <= the number of agents."""
@@ -79,16 +75,12 @@ class DyPSConfig:
                     f"use 1 <= M <= {num_agents}")
         require(self.group_policy in GROUP_POLICIES, f"{where}.group_policy",
                 f"unknown group policy '{self.group_policy}'", closest(str(self.group_policy), GROUP_POLICIES))
-        for name in ("selector_actor_lr", "selector_critic_lr", "policy_actor_lr", "policy_critic_lr",
-                     "representation_lr"):
+        for name in ("selector_actor_lr", "selector_critic_lr", "representation_lr"):
             value = getattr(self, name)
             require(math.isfinite(value) and 0 < value <= 1, f"{where}.{name}",
                     f"a learning rate must be in (0, 1], got {value}", "Table 6 uses 1e-5 to 1e-3")
-        require(0 < self.gamma <= 1, f"{where}.gamma", f"must be in (0, 1], got {self.gamma}")
-        require(0 < self.clip_param <= 1, f"{where}.clip_param", f"must be in (0, 1], got {self.clip_param}")
-        require(0 <= self.lambda_ <= 1, f"{where}.lambda_", f"must be in [0, 1], got {self.lambda_}")
-        for name in ("training_steps", "batch_size", "cvae_hidden", "cvae_latent", "vlstm_hidden",
-                     "vlstm_mlp_hidden", "vlstm_latent", "history_episodes"):
+        for name in ("cvae_hidden", "cvae_latent", "vlstm_hidden", "vlstm_mlp_hidden", "vlstm_latent",
+                     "history_steps", "representation_batch", "representation_steps"):
             require(getattr(self, name) >= 1, f"{where}.{name}", f"must be >= 1, got {getattr(self, name)}")
         for name in ("cvae_kl_weight", "vlstm_kl_weight", "selector_entropy_coeff"):
             value = getattr(self, name)
@@ -111,9 +103,16 @@ TABLE6 = {
 
 
 def table6(scenario: str, where: str = "scenario") -> DyPSConfig:
-    """DyPSConfig with Table 6's column for ``scenario`` (keys of TABLE6)."""
+    """DyPSConfig with Table 6's Group Selection learning rates for ``scenario`` (keys of TABLE6)."""
     require(scenario in TABLE6, where, f"no Table 6 column '{scenario}'", closest(scenario, TABLE6))
-    steps, batch, selector_lr, policy_lr, gamma = TABLE6[scenario]
-    return dataclasses.replace(DyPSConfig(), training_steps=steps, batch_size=batch, selector_actor_lr=selector_lr,
-                               selector_critic_lr=selector_lr, policy_actor_lr=policy_lr,
-                               policy_critic_lr=policy_lr, gamma=gamma)
+    selector_lr = TABLE6[scenario][2]
+    return dataclasses.replace(DyPSConfig(), selector_actor_lr=selector_lr, selector_critic_lr=selector_lr)
+
+
+def table6_training(scenario: str, where: str = "scenario") -> dict:
+    """Table 6's Resource Allocation columns for ``scenario`` as training settings: PPO's Adam lr (actor =
+    critic), gamma, clip 0.2, GAE lambda 0.95, minibatch = Table 6's batch size, and its training env steps."""
+    require(scenario in TABLE6, where, f"no Table 6 column '{scenario}'", closest(scenario, TABLE6))
+    steps, batch, _, policy_lr, gamma = TABLE6[scenario]
+    return {"lr": policy_lr, "gamma": gamma, "clip_param": 0.2, "lambda_": 0.95, "minibatch_size": batch,
+            "training_steps": steps}
