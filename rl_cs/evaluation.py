@@ -23,7 +23,7 @@ from envs.csc_observation import ObsLayout
 from envs.csc_view import DecisionView
 from policies.heuristics import Actor
 from rl_cs import registry
-from rl_cs.config import from_dict
+from rl_cs.config import from_dict, to_dict
 from rl_cs.errors import InputError, closest, require
 
 class ModuleActor:
@@ -40,6 +40,13 @@ class ModuleActor:
 
     def reset(self, seed: int | None) -> None:
         self.generator.manual_seed(seed or 0)
+
+    def prepare(self, env) -> None:
+        """Before an episode: a module that brings settings of its world (RMO's matching stage: its learned eta
+        and matching rule, ``configure_env``) gives them to the env; others change nothing."""
+        configure = getattr(self.module, "configure_env", None)
+        if configure is not None:
+            configure(getattr(env, "unwrapped", env))
 
     def act(self, view: DecisionView | None, obs: dict) -> dict:
         """Actions of the agents in ``obs``; the module sees only the observations (``view`` is unused)."""
@@ -140,11 +147,11 @@ def read_weights(path: Path) -> dict[str, torch.Tensor]:
 
 
 def load_policy(checkpoint: Path, world: str = "csc"):
-    """The trained policy of a checkpoint folder as an inference-only AttentionActorCritic: architecture
-    from the experiment's typed config, parameters from WEIGHTS_FILE (read_weights). Its critic, if the
-    file holds one, is not needed to act and is left out."""
-    from policies.attention import AttentionActorCritic
-
+    """The trained policy of a checkpoint folder as an inference-only RLModule: its architecture rebuilt by
+    the trained method's own builder (rl_cs.methods: ``build_algorithm(config, env_config, 0)``'s module spec
+    for POLICY_MODULE) from the experiment's typed config and the trial's env_config, its parameters (and
+    buffers, e.g. RMO's eta) from WEIGHTS_FILE (read_weights). Its critic, if the file holds one, is not needed
+    to act and is left out."""
     checkpoint = checkpoint.resolve()
     weights = checkpoint / WEIGHTS_FILE
     if not weights.is_file():
@@ -156,11 +163,7 @@ def load_policy(checkpoint: Path, world: str = "csc"):
             "for an older checkpoint you trust like code, rl_cs.evaluation.export_weights_from_trusted_checkpoint "
             "adds the file")
     config = experiment_config(checkpoint, world)
-    model_config = config.policy_model_config()
-    layout = ObsLayout(**model_config["layout"])
-    spec = RLModuleSpec(module_class=AttentionActorCritic, inference_only=True, model_config=model_config,
-                        observation_space=gym.spaces.Box(-np.inf, np.inf, (layout.size,), np.float32),
-                        action_space=gym.spaces.Discrete(layout.num_actions))
+    spec = policy_spec(checkpoint, world, config)
     state = read_weights(weights)
     with torch.device("meta"):  # shapes first: a config/weights mismatch costs no memory
         expected = {name: tuple(value.shape) for name, value in spec.build().state_dict().items()}
@@ -176,6 +179,44 @@ def load_policy(checkpoint: Path, world: str = "csc"):
     module.load_state_dict({name: state[name] for name in expected}, strict=True)
     module.eval()
     return module
+
+
+def policy_spec(checkpoint: Path, world: str, config) -> RLModuleSpec:
+    """The inference-only spec of the policy module a checkpoint's method trained: the method named in
+    experiment.json, its builder run on the typed config and the trial's env_config (JSON), its POLICY_MODULE
+    spec; observation and action spaces from the spec, else from the trial's world (an env built from its
+    env_config), else, for CSC's attention network, from its observation layout."""
+    folder, trial = checkpoint.parent.parent, checkpoint.parent
+    metadata = _read_json(folder / METADATA)
+    name = metadata.get("method")
+    require(isinstance(name, str), str(folder / METADATA), "no 'method' in the experiment record",
+            "give a checkpoint inside its own results folder, unchanged")
+    method = registry.get_method(name, world, where=f"{folder / METADATA}: method")
+    require(method.learned, str(folder / METADATA), f"'{name}' is a heuristic: it has no trained policy",
+            "give a checkpoint of a learned method")
+    stored = _read_json(trial / TRIAL_PARAMS).get("env_config")
+    env_cfg = {**(stored if isinstance(stored, dict) else {}), "world": to_dict(config.world)}
+    modules = method.build_algorithm(config, env_cfg, 0).rl_module_spec
+    specs = getattr(modules, "rl_module_specs", None) or {POLICY_MODULE: modules}
+    require(POLICY_MODULE in specs, str(folder / METADATA), f"method '{name}' has no '{POLICY_MODULE}' policy module")
+    base = specs[POLICY_MODULE]
+    observation_space, action_space = base.observation_space, base.action_space
+    if observation_space is None or action_space is None:
+        observation_space, action_space = _policy_spaces(world, config, base, env_cfg)
+    return RLModuleSpec(module_class=base.module_class, inference_only=True, model_config=base.model_config,
+                        observation_space=observation_space, action_space=action_space)
+
+
+def _policy_spaces(world: str, config, spec, env_cfg: dict):
+    """Spaces of a policy whose spec names none: CSC's attention network from its layout (no env built),
+    any other world's from an env of the trial's world."""
+    layout = (spec.model_config or {}).get("layout") if isinstance(spec.model_config, dict) else None
+    if world == "csc" and isinstance(layout, dict):
+        layout = ObsLayout(**layout)
+        return (gym.spaces.Box(-np.inf, np.inf, (layout.size,), np.float32), gym.spaces.Discrete(layout.num_actions))
+    env = registry.get_world(world).env_class()(env_cfg)
+    agent = env.possible_agents[0]
+    return env.observation_spaces[agent], env.action_spaces[agent]
 
 
 def experiment_config(checkpoint: Path, world: str = "csc"):
@@ -201,7 +242,8 @@ def experiment_config(checkpoint: Path, world: str = "csc"):
             "give a checkpoint of a trained (learned-method) trial")
     config = dataclasses.replace(config, world=from_dict(type(config.world), env_world,
                                                          f"{trial / TRIAL_PARAMS}: env_config.world"))
-    config.model.validate(f"{folder / METADATA}: config.model")
+    if hasattr(config, "model"):  # the attention network's sizes (CSC-style experiment configs)
+        config.model.validate(f"{folder / METADATA}: config.model")
     config.world.validate(f"{trial / TRIAL_PARAMS}: env_config.world")
     return config
 
@@ -231,6 +273,9 @@ def export_weights_from_trusted_checkpoint(checkpoint: str | Path) -> Path:
 def run_episode(env, actor: Actor, seed: int) -> dict[str, float]:
     """One seeded episode of any registered world: the actor sees the env's decision view and the
     observations of the agents acting this step; the world's own counters score it."""
+    prepare = getattr(actor, "prepare", None)
+    if prepare is not None:  # a trained module's world settings (RMO: its eta and matching rule)
+        prepare(env)
     obs, _ = env.reset(seed=seed)
     actor.reset(seed)
     done = False

@@ -14,6 +14,10 @@ _QCOTA_SETTINGS = "policies.qcota.config:QcotaConfig"
 _CSC = ("csc",)
 _SENSING = ("sensing",)
 _DASC_SETTINGS = "policies.dasc_baselines:DASCBaselineSettings"
+_GRID = ("lbf", "rware")
+_DYPS = "policies.dyps.rllib:dyps_config"
+_DYPS_SETTINGS = "policies.dyps.config:DyPSConfig"
+_SHARING = "policies.sharing.ppo:sharing_config"
 
 METHODS = (
     # --- the CSC world (CAFE, paper 000, and its baselines)
@@ -70,6 +74,39 @@ METHODS = (
     Method("odta-2stage", "ODTA two-stage (assumed, TGOA-like): greedy for the first half of arrivals, then "
            "Hungarian", ("dasc",), needs=frozenset({"decision_view"}), heuristic="policies.dasc_baselines:OdtaTwoStage",
            settings=_DASC_SETTINGS, section="baselines"),
+    # --- RMO (paper 001) on the DASC world: the learned recommender and REC, its recommend-then-greedy baseline
+    Method("rmo", "RMO: MAPPO subtask recommender (GATConv actor, two-GRU critic), dual-policy meta-gradients, "
+           "meta-learned Kuhn-Munkres utility eta", ("dasc",), needs=frozenset({"agents_come_and_go", "global_state"}),
+           build="rl_cs.experiment.dasc:rmo_config", settings="policies.rmo.config:RMOConfig", section="rmo",
+           reward="sparse"),
+    Method("rec", "REC (RMO's baseline): RMO's recommender trained and evaluated with greedy matching, no eta "
+           "learning", ("dasc",), needs=frozenset({"agents_come_and_go", "global_state"}),
+           build="rl_cs.experiment.dasc:rmo_config", build_options={"matching": "greedy"},
+           settings="policies.rmo.config:RMOConfig", section="rmo", reward="sparse"),
+    # --- DyPS (paper 002) and its parameter-sharing baselines on the package gridworlds (policies/dyps,
+    # policies/sharing): PPO on MLP actor-critic modules, Table 6 settings in the ``training`` section
+    Method("dyps", "DyPS: M group policies, per-episode groups from VLSTM agent roles x CVAE group roles (Eq. 13), "
+           "one-step actor-critic selector, IPPO groups", _GRID, build=_DYPS, settings=_DYPS_SETTINGS, section="dyps"),
+    Method("dyps-mappo", "DyPS+MAPPO (Table 4): group policies with a centralised critic on [o_i, s] and the team "
+           "reward", _GRID, build=_DYPS, build_options={"group_policy": "mappo"}, settings=_DYPS_SETTINGS,
+           section="dyps"),
+    Method("dyps-wo-cvae", "DyPS w/o CVAE (Table 3): groups by an MLP on [I_n, h_n]", _GRID, build=_DYPS,
+           build_options={"use_cvae": False}, settings=_DYPS_SETTINGS, section="dyps"),
+    Method("dyps-wo-vlstm", "DyPS w/o VLSTM (Table 3): groups by [I_n]^T W z_m (agent ids and CVAE roles)", _GRID,
+           build=_DYPS, build_options={"use_vlstm": False}, settings=_DYPS_SETTINGS, section="dyps"),
+    Method("dyps-wo-repr", "DyPS w/o Repr. (Table 3): groups by an MLP on the agent id only", _GRID, build=_DYPS,
+           build_options={"use_vlstm": False, "use_cvae": False}, settings=_DYPS_SETTINGS, section="dyps"),
+    Method("nops", "NoPS: one policy module per agent, no parameter sharing (DyPS §4.2)", _GRID, build=_SHARING,
+           build_options={"scheme": "nops"}),
+    Method("ps", "PS: one policy module shared by every agent (DyPS §4.2)", _GRID, build=_SHARING,
+           build_options={"scheme": "ps"}),
+    Method("ps-id", "PS-id: one shared policy module, the agent's one-hot id appended to its observation", _GRID,
+           build=_SHARING, build_options={"scheme": "ps-id"}),
+    Method("psa", "PSA (Yang et al. 2022, assumed): per-agent actor and critic plus one critic shared by all", _GRID,
+           build=_SHARING, build_options={"scheme": "psa"}),
+    Method("seps", "SePS (Christianos et al. 2021): VAE agent-id embeddings on a pre-sampling phase, k-means into "
+           "fixed groups", _GRID, build="policies.sharing.seps:seps_config",
+           settings="policies.sharing.seps:SePSConfig", section="seps"),
     # --- the ride-hailing world (DyPS, paper 002): the rule-based baselines of its Table 7 (policies/
     # ridehailing_baselines.py; CSC's `greedy` holds that name) and our stay-home floor
     Method("rh-greedy", "Greedy (DyPS Table 7, assumed at cell level): idle drivers go where the highest fares wait",

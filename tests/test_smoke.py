@@ -2,9 +2,10 @@
 world it runs on, with one tiny budget per world, asserting behaviour that could fail.
 
 Heuristics: one seeded episode through the evaluation path every method shares; finite metrics, the
-world's action mask honoured, something achieved. Learned methods: one `rl-cs train all` run (one
-iteration each, one fixture) on the tiny CSC world; every trial sampled and trained, its losses are finite,
-its held-out figures exist, and a reward-shaping method's learner really rewrote the world's reward.
+world's action mask honoured, something achieved. Learned methods: one `rl-cs train all` run per RLlib
+world (one iteration each; the tiny CSC world, LBF and RWARE with tiny batches); every trial sampled and
+trained, its losses are finite, its held-out figures exist, a reward-shaping method's learner really rewrote
+the world's reward, and DyPS's selector and SePS's grouping did their part.
 """
 
 from __future__ import annotations
@@ -74,33 +75,58 @@ def cli(*args: str) -> int:
     return stopped.value.code
 
 
+LEARNED_BUDGET = {
+    "csc": [],
+    "lbf": ["training.num_envs_per_env_runner=1", "training.rollout_fragment_length=20", "training.minibatch_size=50",
+            "training.train_batch_size=100", "training.num_epochs=1", "experiment.iterations=1",
+            "evaluation.episodes=1", "seps.pretraining_steps=50"],
+    "rware": ["training.num_envs_per_env_runner=1", "training.rollout_fragment_length=40", "training.minibatch_size=40",
+              "training.train_batch_size=80", "training.num_epochs=1", "experiment.iterations=1",
+              "evaluation.episodes=1", "seps.pretraining_steps=40"],
+}
+"""Per RLlib world with learned methods: --set overrides on top of TINY for its one `train all` run (one
+iteration per method; a SePS run leaves its pre-sampling phase within it)."""
+
+
 @pytest.fixture(scope="module")
 def trained_all(tmp_path_factory):
-    """Every learned CSC method, one iteration each, in one `rl-cs train all` run."""
+    """``trained_all(world)``: the folder of one `rl-cs train all` run of every learned method of ``world``,
+    one iteration each (run on first use, once per world)."""
     results = tmp_path_factory.mktemp("smoke")
-    names = [name for name, world in LEARNED if world == "csc"]
-    path, overrides = TINY["csc"]
-    sets = [item for override in overrides for item in ("--set", override)]
-    assert cli("train", "all", "--world", "csc", "--config", path, "--results-dir", str(results), "--name", "smoke",
-               "--set", f"experiment.methods=[{', '.join(names)}]", *sets) == 0
-    return results / "smoke"
+    runs: dict[str, Path] = {}
+
+    def run(world: str) -> Path:
+        if world not in runs:
+            names = [name for name, w in LEARNED if w == world]
+            path, overrides = TINY[world]
+            sets = [item for override in [*overrides, *LEARNED_BUDGET[world]] for item in ("--set", override)]
+            config = ["--config", path] if path else []
+            assert cli("train", "all", "--world", world, *config, "--results-dir", str(results), "--name",
+                       f"smoke-{world}", "--set", f"experiment.methods=[{', '.join(names)}]", *sets) == 0
+            runs[world] = results / f"smoke-{world}"
+        return runs[world]
+
+    return run
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("method, world", LEARNED, ids=[f"{m}-{w}" for m, w in LEARNED])
 def test_learned_method_trains_on_its_world(method, world, trained_all):
-    assert world == "csc", "a new RLlib world needs its own fixture run here"
+    assert world in LEARNED_BUDGET, "a new RLlib world needs its own budget in LEARNED_BUDGET (one fixture run)"
     spec = registry.get_method(method)
-    trial = next((trained_all / method).glob("*/params.json")).parent
+    trial = next((trained_all(world) / method).glob("*/params.json")).parent
     progress = pd.read_csv(trial / "progress.csv")
     assert progress["training_iteration"].tolist() == [1]
     assert (progress["num_env_steps_sampled_lifetime"] > 0).all()
     result = json.loads((trial / "result.json").read_text().splitlines()[-1])
     learners = result["learners"]
-    for key in ("policy_loss", "vf_loss", "total_loss"):
-        assert math.isfinite(learners["shared"][key]), f"{method}: {key} = {learners['shared'][key]}"
     heldout = json.loads((trial / "heldout.json").read_text())
     assert all(math.isfinite(heldout[name]) for name in registry.get_world(world).metrics)
+    if world != "csc":
+        _check_sharing_method(method, learners)
+        return
+    for key in ("policy_loss", "vf_loss", "total_loss"):
+        assert math.isfinite(learners["shared"][key]), f"{method}: {key} = {learners['shared'][key]}"
     shapers = set(learners) - {"shared", "__all_modules__"}
     if spec.section:  # a reward-shaping method: its module rewrote the rewards PPO trained on
         assert len(shapers) == 1, shapers
@@ -108,3 +134,21 @@ def test_learned_method_trains_on_its_world(method, world, trained_all):
         assert change > 0, f"{method} left the world's reward unchanged"
     else:
         assert not shapers
+
+
+def _check_sharing_method(method: str, learners: dict) -> None:
+    """DyPS and the sharing baselines: every policy module that trained has finite losses; the helper module
+    did its part (DyPS: selector and ELBO steps; SePS: groups fixed after pre-sampling)."""
+    trained = [m for m, values in learners.items() if isinstance(values, dict) and "policy_loss" in values]
+    assert trained, f"{method}: no policy module trained"
+    for module in trained:
+        for key in ("policy_loss", "vf_loss", "total_loss"):
+            assert math.isfinite(learners[module][key]), f"{method} {module}: {key} = {learners[module][key]}"
+    if method.startswith("dyps"):
+        assert learners["dyps"]["selector_updates"] > 0 and math.isfinite(learners["dyps"]["selector_actor_loss"])
+        assert all(m.startswith("group_") for m in trained)
+    elif method == "seps":
+        assert learners["seps"]["num_groups"] >= 1
+    else:
+        expected = {"ps": {"shared"}, "ps-id": {"shared"}}.get(method)
+        assert expected is None or set(trained) == expected

@@ -52,6 +52,14 @@ class RLlibWorld:
     """world config -> the world config every method is scored on (e.g. the platform's payments)."""
     check_policy: Callable = lambda actor, config, where: None
     """Refuses (InputError) a trained policy that does not fit this world's observations."""
+    load_actor: Callable | None = None
+    """(policy, deterministic) -> Actor, a heuristic by name or a trained checkpoint, for a world whose learned
+    methods act through several modules (policies.sharing.actor); None: rl_cs.evaluation.load_actor."""
+
+    def actor(self, policy: str, deterministic: bool):
+        if self.load_actor is not None:
+            return self.load_actor(policy, deterministic)
+        return load_actor(policy, deterministic, world=self.name)
 
     @property
     def spec(self) -> registry.World:
@@ -306,7 +314,7 @@ def evaluate_trials(world: RLlibWorld, folder: Path, method: Method, settings) -
             checkpoints = sorted(trial.glob("checkpoint_*"))
             if not checkpoints:
                 continue
-            actor = load_actor(str(checkpoints[-1]), settings.deterministic, world=world.name)
+            actor = world.actor(str(checkpoints[-1]), settings.deterministic)
         else:
             actor = method.make_heuristic()
         write_json(trial / HELDOUT, heldout_metrics(world, trial, actor, settings))
@@ -332,7 +340,7 @@ def evaluate(world: RLlibWorld, args) -> int:
     if args.log:
         writable_parent(Path(args.log).resolve(), where="--log")
         require(not Path(args.log).is_dir(), "--log", f"{args.log} is a folder", "give a file name, e.g. log.parquet")
-    actor = load_actor(args.policy, config.evaluation.deterministic, world=world.name)
+    actor = world.actor(args.policy, config.evaluation.deterministic)
     world.check_policy(actor, config, args.config or "--config")
     scored = world.evaluation_world(config.world)
     env = world.env_class(world.env_config(scored, args.data_dir))
