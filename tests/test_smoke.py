@@ -83,6 +83,8 @@ LEARNED_BUDGET = {
     "rware": ["training.num_envs_per_env_runner=1", "training.rollout_fragment_length=40", "training.minibatch_size=40",
               "training.train_batch_size=80", "training.num_epochs=1", "experiment.iterations=1",
               "evaluation.episodes=1", "seps.pretraining_steps=40"],
+    "dasc": ["rmo.training.minibatch_size=200", "rmo.training.train_batch_size=400", "rmo.training.num_epochs=1",
+             "experiment.iterations=1", "evaluation.episodes=1"],
 }
 """Per RLlib world with learned methods: --set overrides on top of TINY for its one `train all` run (one
 iteration per method; a SePS run leaves its pre-sampling phase within it)."""
@@ -122,6 +124,9 @@ def test_learned_method_trains_on_its_world(method, world, trained_all):
     learners = result["learners"]
     heldout = json.loads((trial / "heldout.json").read_text())
     assert all(math.isfinite(heldout[name]) for name in registry.get_world(world).metrics)
+    if world == "dasc":
+        _check_rmo_method(method, learners)
+        return
     if world != "csc":
         _check_sharing_method(method, learners)
         return
@@ -134,6 +139,20 @@ def test_learned_method_trains_on_its_world(method, world, trained_all):
         assert change > 0, f"{method} left the world's reward unchanged"
     else:
         assert not shapers
+
+
+def _check_rmo_method(method: str, learners: dict) -> None:
+    """RMO and REC: the meta-learner's inner (theta_hat) and outer (theta) losses are finite; RMO moved its
+    matching utility eta (a non-zero meta-gradient), REC (greedy matching, no eta) has none."""
+    shared = learners["shared"]
+    for key in ("loss_theta", "loss_theta_hat", "vf_loss", "total_loss", "meta_norm"):
+        assert math.isfinite(shared[key]), f"{method}: {key} = {shared[key]}"
+    assert math.isfinite(learners["theta_hat"]["total_loss"]) and shared["non_finite_meta"] == 0
+    world = registry.get_world("dasc").load_config(None, TINY["dasc"][1]).world
+    if method == "rec":  # greedy matching: eta is not learned, it stays the world's
+        assert (shared["alpha"], shared["beta"]) == pytest.approx((world.alpha, world.beta))
+    else:
+        assert shared["eta_grad_alpha"] != 0 or shared["eta_grad_beta"] != 0, "RMO's eta got no meta-gradient"
 
 
 def _check_sharing_method(method: str, learners: dict) -> None:
