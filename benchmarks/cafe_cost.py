@@ -13,8 +13,6 @@ from __future__ import annotations
 import argparse
 import copy
 import dataclasses
-import statistics
-import time
 
 import pandas as pd
 
@@ -23,28 +21,13 @@ from envs.csc import env_config
 from rl_cs.experiment.config import load_experiment
 from rl_cs.registry import get_method
 from rl_cs.experiment.tune_runner import start_ray
+from timing import learner_update, timed
 
 
 def build(method: str, config):
     m = get_method(method)
     config = dataclasses.replace(config, world=dataclasses.replace(config.world, reward=m.reward))
     return m.build_algorithm(config, env_config(config.world, None), 0).build_algo()
-
-
-def timed(action, repeats: int) -> float:
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        action()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
-
-
-def learner_update(algo, episodes) -> None:
-    training = algo.config
-    algo.learner_group.update(episodes=copy.deepcopy(episodes), timesteps={}, num_epochs=training.num_epochs,
-                              minibatch_size=training.minibatch_size,
-                              shuffle_batch_per_epoch=training.shuffle_batch_per_epoch)
 
 
 def main() -> None:

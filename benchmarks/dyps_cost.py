@@ -24,17 +24,11 @@ from rl_cs.config import to_dict
 from rl_cs.experiment.gridworlds_config import load_experiment
 from rl_cs.experiment.tune_runner import start_ray
 from rl_cs.registry import get_method
+from timing import learner_update
 
 
 def build(method: str, config):
     return get_method(method).build_algorithm(config, {"world": to_dict(config.world)}, 0).build_algo()
-
-
-def learner_update(algo, episodes) -> None:
-    training = algo.config
-    algo.learner_group.update(episodes=episodes, timesteps={}, num_epochs=training.num_epochs,
-                              minibatch_size=training.minibatch_size,
-                              shuffle_batch_per_epoch=training.shuffle_batch_per_epoch)
 
 
 def main() -> None:

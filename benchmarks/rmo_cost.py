@@ -16,9 +16,7 @@ On the DASC world (default: Table 2's middle point, 300 workers and 60 tasks):
 from __future__ import annotations
 
 import argparse
-import copy
 import dataclasses
-import statistics
 import time
 
 import numpy as np
@@ -28,27 +26,12 @@ import envs
 from envs.dasc import DASCEnv, env_config
 from rl_cs.experiment.dasc import load, rmo_config
 from rl_cs.experiment.tune_runner import start_ray
+from timing import learner_update, timed
 
 
 def build(config, signal: str, data_dir):
     config = dataclasses.replace(config, rmo=dataclasses.replace(config.rmo, training_signal=signal))
     return rmo_config(config, env_config(config.world, data_dir), 0).build_algo()
-
-
-def timed(action, repeats: int) -> float:
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        action()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
-
-
-def learner_update(algo, episodes) -> None:
-    training = algo.config
-    algo.learner_group.update(episodes=copy.deepcopy(episodes), timesteps={}, num_epochs=training.num_epochs,
-                              minibatch_size=training.minibatch_size,
-                              shuffle_batch_per_epoch=training.shuffle_batch_per_epoch)
 
 
 def decisions_in(episodes) -> int:
