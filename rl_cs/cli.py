@@ -1,4 +1,4 @@
-"""The `rl-cs` command line: list, train, evaluate, check, report, bench.
+"""The `rl-cs` command line: list, train, evaluate, check, report, bench, serve.
 
 Worlds and methods come from the registries (rl_cs.worlds, rl_cs.methods); this file parses, checks the
 names and flags against them, and dispatches to the world's command module. Every sub-command turns bad
@@ -77,6 +77,17 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("results", help="a results folder written by `rl-cs train`")
     report.add_argument("--out", help="where to write CSV/PNG (default: inside the results folder)")
 
+    serve = sub.add_parser("serve", help="answer 'which task for each idle worker' for posted world snapshots "
+                                         "(JSON over HTTP on 127.0.0.1, Ray Serve); Ctrl-C stops",
+                           epilog="POST /assign takes a snapshot (schema: rl_cs.serve.snapshot, README 'Serving a "
+                                  "policy'); GET /health says what is served.")
+    serve.add_argument("policy", help="a heuristic (greedy, greedy-coord, pau, random) or a trained checkpoint folder")
+    _add_common(serve)
+    serve.add_argument("--port", type=int, default=8000, help="HTTP port on 127.0.0.1 (default 8000)")
+    serve.add_argument("--max-workers", type=int, default=1000, help="most workers one request may hold (default 1000)")
+    serve.add_argument("--max-tasks", type=int, default=5000, help="most tasks one request may hold (default 5000)")
+    serve.add_argument("--max-body-kb", type=int, default=2048, help="largest request body, KiB (default 2048)")
+
     bench = sub.add_parser("bench", help="speed benchmarks (env and RLlib sampling throughput)")
     _add_common(bench)
     bench.add_argument("--workers", type=int, default=200)
@@ -105,6 +116,9 @@ def run(argv: list[str] | None = None) -> int:
     if args.command == "check":
         from rl_cs.check import check
         return check(args)
+    if args.command == "serve":
+        from rl_cs.serve.service import serve
+        return serve(args)
     world = registry.get_world(args.world)
     if args.command == "train":
         require(args.seeds is None or args.seeds >= 1, "--seeds", f"must be >= 1, got {args.seeds}")
