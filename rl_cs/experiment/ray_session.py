@@ -1,6 +1,14 @@
 """Ray start-up for every world: join the cluster named by RAY_ADDRESS, else start a local Ray bound to
 loopback.
 
+RAY_ADDRESS is set by `ray job submit` (the job's driver gets the GCS address) and by cluster/submit_train.py
+under `ray submit` (``auto``: the cluster started on that head). Without it, a run starts a Ray of its own
+(``address="local"``): plain ``ray.init()`` would join whichever cluster `ray start` last started on the
+machine (the address file in Ray's temp dir), a cluster whose servers may listen beyond loopback, and with the
+loopback node address below would not find its raylet there. On a cluster's head, set RAY_ADDRESS=auto to join.
+Either way the trial actors' own output stays in Ray's logs (the dashboard, `ray logs`), not the driver's:
+Tune's progress table and each trial failure's error line (tune_runner) are what the run prints.
+
 Ray 2.60 binds its gRPC servers (GCS, the raylet's node and object managers, every worker's core-worker
 server) to loopback only when the node's IP address is a loopback address, and to all interfaces (``::``)
 otherwise; the runtime-env agent binds to the node IP. ``ray.init(_node_ip_address="127.0.0.1")`` alone
@@ -20,8 +28,8 @@ LOCAL_ONLY_ENV = "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"
 
 
 def start_ray() -> None:
-    """Join the cluster named by RAY_ADDRESS (``auto`` under `ray submit`), else start a local Ray whose
-    processes listen on 127.0.0.1 only."""
+    """Join the cluster named by RAY_ADDRESS (a `ray job`'s driver; ``auto`` under `ray submit`), else start a
+    new local Ray whose processes listen on 127.0.0.1 only (never joining one that `ray start` left running)."""
     import ray
 
     if ray.is_initialized():
@@ -32,7 +40,8 @@ def start_ray() -> None:
         ray.init(address=address, log_to_driver=False)
         return
     _local_only()
-    ray.init(include_dashboard=False, log_to_driver=False, configure_logging=False, _node_ip_address=LOOPBACK)
+    ray.init(address="local", include_dashboard=False, log_to_driver=False, configure_logging=False,
+             _node_ip_address=LOOPBACK)
 
 
 def _local_only() -> None:
