@@ -39,7 +39,7 @@ def from_dict(cls: type[T], data: Any, where: str) -> T:
     values = {}
     for key, value in data.items():
         if key not in names:
-            raise InputError(_join(where, key), "unknown field", closest(str(key), names))
+            _unknown(cls, key, names, _join(where, key))
         values[key] = _coerce(value, hints[key], _join(where, key))
     try:
         return cls(**values)
@@ -47,6 +47,15 @@ def from_dict(cls: type[T], data: Any, where: str) -> T:
         raise
     except (TypeError, ValueError) as error:  # a dataclass's own __post_init__ check
         raise InputError(where, str(error)) from None
+
+
+def _unknown(cls: type, key: Any, names: list[str], where: str) -> None:
+    """An unknown field: an InputError with the nearest valid name, or, for a field the config renamed
+    (``RENAMED = {old: (problem, fix)}`` on the dataclass), with what it is now."""
+    renamed = getattr(cls, "RENAMED", {})
+    if key in renamed:
+        raise InputError(where, *renamed[key])
+    raise InputError(where, "unknown field", closest(str(key), names))
 
 
 def _join(where: str, key: Any) -> str:
@@ -112,6 +121,8 @@ def with_override(config: T, dotted: str, value: Any, where: str, _done: str = "
     path = f"{_done}{head}"
     names = [f.name for f in dataclasses.fields(config)]
     if head not in names:
+        if head in getattr(type(config), "RENAMED", {}):
+            _unknown(type(config), head, names, f"{where}: {path}")
         raise InputError(f"{where}: {path}", f"unknown field '{head}'", closest(head, names))
     current = getattr(config, head)
     if rest:

@@ -222,7 +222,8 @@ def _policy_spaces(world: str, config, spec, env_cfg: dict):
 def experiment_config(checkpoint: Path, world: str = "csc"):
     """The typed experiment config a checkpoint was trained with: ``config`` of the experiment folder's
     experiment.json, with the world of the checkpoint's own trial (params.json ``env_config.world``: a grid
-    point). Both are JSON; a folder outside an experiment is an InputError."""
+    point) or, for a search trial, its sampled values (params.json ``search``: any field, the network's sizes
+    included). Both are JSON; a folder outside an experiment is an InputError."""
     trial, folder = checkpoint.parent, checkpoint.parent.parent
     require((folder / METADATA).is_file() and (trial / TRIAL_PARAMS).is_file(), str(checkpoint),
             f"not inside an rl-cs experiment folder (no {METADATA} and <trial>/{TRIAL_PARAMS} above it): the "
@@ -237,11 +238,16 @@ def experiment_config(checkpoint: Path, world: str = "csc"):
     cls = registry.get_world(world).config_class()
     config = from_dict(cls, metadata["config"], f"{folder / METADATA}: config")
     params = _read_json(trial / TRIAL_PARAMS)
-    env_world = params.get("env_config", {}).get("world") if isinstance(params.get("env_config"), dict) else None
-    require(isinstance(env_world, dict), str(trial / TRIAL_PARAMS), "no env_config.world in the trial's parameters",
-            "give a checkpoint of a trained (learned-method) trial")
-    config = dataclasses.replace(config, world=from_dict(type(config.world), env_world,
-                                                         f"{trial / TRIAL_PARAMS}: env_config.world"))
+    from rl_cs.experiment import search
+
+    if search.is_trial(params):  # a search trial: the experiment's config with the trial's sampled values (JSON)
+        config = search.apply(config, params[search.SEARCH], f"{trial / TRIAL_PARAMS}: {search.SEARCH}")
+    else:
+        env_world = params.get("env_config", {}).get("world") if isinstance(params.get("env_config"), dict) else None
+        require(isinstance(env_world, dict), str(trial / TRIAL_PARAMS), "no env_config.world in the trial's "
+                "parameters", "give a checkpoint of a trained (learned-method) trial")
+        config = dataclasses.replace(config, world=from_dict(type(config.world), env_world,
+                                                             f"{trial / TRIAL_PARAMS}: env_config.world"))
     if hasattr(config, "model"):  # the attention network's sizes (CSC-style experiment configs)
         config.model.validate(f"{folder / METADATA}: config.model")
     config.world.validate(f"{trial / TRIAL_PARAMS}: env_config.world")

@@ -348,9 +348,9 @@ for pair, says in [
     ("synthetic.missing_fraction=.nan", "finite"), ("synthetic.seed=-1", "synthetic.seed"),
     ("grid.seeds=0", "grid.seeds"), ("grid.workers=-1", "grid.workers"), ("grid.workers=100000", "grid.workers"),
     ("grid.participants=[0]", "grid.participants"), ("grid.schemes=qcota", "expected a list"),
-    ("grid.attribute_counts=[9]", "grid.attribute_counts"), ("sweep.metric=speed", "sweep.metric"),
-    ("sweep.num_samples=0", "sweep.num_samples"), ("calibration.seeds=0", "calibration.seeds"),
-    ("sweep.space.world.nope=[1, 2]", "world.nope"), ("qcota.delta=.nan", "finite"),
+    ("grid.attribute_counts=[9]", "grid.attribute_counts"), ("sweep.metric=speed", "now search"),
+    ("search.space={qcota.nope: {choice: [1]}}", "qcota.nope"), ("calibration.seeds=0", "calibration.seeds"),
+    ("search.space.world.nope={choice: [1, 2]}", "world.nope"), ("qcota.delta=.nan", "finite"),
 ]:
     CATALOGUE.append(Bad("set-sensing", sensing("train", *sets(pair)), (f"--set {pair}", says)))
 CATALOGUE += [

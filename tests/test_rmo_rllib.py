@@ -159,3 +159,22 @@ def test_connector_columns_align_each_decision_with_what_it_earned():
     assert columns[MATCHED].tolist() == [False, True, False]
     assert np.allclose(columns[UTILITY], [[0, 0, 0], [0.5, 0.25, 0.1], [0, 0, 0]])
     assert np.allclose(columns[STATE][:, 0], [0.0, 1.0, 2.0])
+
+
+
+def test_a_run_where_no_trial_reported_the_metric_compares_its_first_trial(tmp_path, capsys):
+    """A run too short for any episode to end (e.g. one iteration of 100 DASC subtask decisions) reports no
+    training metric: the comparison takes the first trial and says so, instead of ending a finished run in
+    Tune's 'No best trial found' RuntimeError."""
+    from types import SimpleNamespace
+
+    from rl_cs.experiment.dasc import DASC
+    from rl_cs.experiment.rllib_commands import _best_trial
+
+    class NoMetric(list):
+        def get_best_result(self, metric, mode):
+            raise RuntimeError(f"No best trial found for the given metric: {metric}.")
+
+    results = NoMetric([SimpleNamespace(path=str(tmp_path / "trial_0")), SimpleNamespace(path=str(tmp_path / "t1"))])
+    assert _best_trial(DASC, results) == tmp_path / "trial_0"
+    assert "no trial reported env_runners/revenue" in capsys.readouterr().err

@@ -56,7 +56,10 @@ def test_unknown_key_suggests_the_nearest(tmp_path):
     ("world.inference.method=kriging", "world.inference.method", "unknown inference method"),
     ("grid.inference=[knn, krig]", "grid.inference", "unknown inference method"),
     ("grid.seeds=two", "grid.seeds", "expected an integer"),
-    ("sweep.space={qcota.bta: [1]}", "qcota.bta", "unknown key"),
+    ("search.space={qcota.bta: {choice: [1]}}", "qcota.bta", "unknown field"),
+    ("search.space={qcota.beta: {uniform: [0.5, 1.5]}}", "qcota.beta", "refused by the field's own check"),
+    ("search.space={world.num_participants: {randint: [4, 8]}}", "world.num_participants", "each grid cell sets"),
+    ("search.space={grid.seeds: {randint: [1, 3]}}", "grid.seeds", "not searchable"),
 ])
 def test_bad_values_name_the_field(override, where, text):
     with pytest.raises(InputError) as error:

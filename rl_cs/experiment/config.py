@@ -2,7 +2,8 @@
 
 A YAML file mirrors ``ExperimentConfig`` one to one: top-level sections ``experiment``, ``world``,
 ``training``, ``model``, ``evaluation``, one section per method config registered for the world
-(rl_cs.methods: ``cafe``, ``ices``, ``relara``) and an optional ``grid`` of dotted world fields to sweep.
+(rl_cs.methods: ``cafe``, ``ices``, ``relara``), an optional ``grid`` of dotted world fields to sweep and an
+optional ``search`` (a hyperparameter search over any fields: rl_cs.experiment.search).
 Loading is rl_cs.config's, shared by every world: unknown keys fail with the file, the field and the
 nearest valid name.
 """
@@ -17,7 +18,11 @@ from envs.csc_config import CSCConfig
 from envs.csc_observation import ObsLayout
 from rl_cs.config import load_config, with_override
 from rl_cs.errors import require
+from rl_cs.experiment import search
 from rl_cs.registry import resolve, sections_for
+
+FIXED_SECTIONS = ("experiment", "evaluation", "grid", "search")
+"""Sections a search cannot sample: how the experiment runs and how every trial is scored stay the same."""
 
 QUICK_CONFIG = Path(__file__).resolve().parents[2] / "tune_configs" / "csc_quick.yaml"
 
@@ -167,7 +172,7 @@ class EvaluationSettings:
 
 def experiment_config_class(world: str, world_config: type, name: str) -> type:
     """The experiment dataclass of an RLlib world: the shared sections (experiment, training, model,
-    evaluation, grid), the world's own config as ``world``, and one top-level section per method config
+    evaluation, grid, search), the world's own config as ``world``, and one top-level section per method config
     registered for that world (``cafe``, ``ices``, ... from rl_cs.methods): a method's settings are defined
     once, by the method, and a YAML mirrors this class one to one."""
     sections = [(section, resolve(reference), field(default_factory=resolve(reference)))
@@ -180,6 +185,7 @@ def experiment_config_class(world: str, world_config: type, name: str) -> type:
         ("evaluation", EvaluationSettings, field(default_factory=EvaluationSettings)),
         *sections,
         ("grid", dict, field(default_factory=dict)),
+        ("search", search.SearchSettings, field(default_factory=search.SearchSettings)),
     ]
     cls = dataclasses.make_dataclass(name, fields, frozen=True, namespace={
         "world_name": world, "__doc__": f"One `rl-cs train` experiment on the {world} world (a YAML in tune_configs/).",
@@ -208,6 +214,8 @@ def _validate(self, where: str):
                 "e.g. world.num_tasks")
         for value in values:  # every grid point must itself be a valid world
             with_override(self, key, value, f"{where}: grid").world.validate(f"{where}: grid.{key}={value}")
+    search.check(self, where, search.Target.of_world(self.world_name), FIXED_SECTIONS)
+    search.check_run(self, where)
     return self
 
 

@@ -190,6 +190,9 @@ def train(args: argparse.Namespace) -> int:
     base = args.name or config.experiment.name or f"{args.method}-{WORLD}"
     heuristics = [m.name for m in methods if not m.learned]
     learned = [m for m in methods if m.learned]
+    require(not (config.search.enabled and heuristics), f"{args.config or '--set'}: search",
+            f"a search on DASC trains a learned method (rmo, rec), not {', '.join(heuristics)}",
+            "train rmo or rec with this search, or run the heuristics without search:")
     mixed = bool(heuristics) and bool(learned)
     planned = ([f"{base}/baselines"] if mixed else [base] if heuristics else []) + \
         [f"{base}/{m.name}" if args.method == "all" else base for m in learned]
@@ -241,8 +244,9 @@ def evaluate_learned_trials(folder: Path, name: str) -> tuple[pd.DataFrame, pd.D
             continue
         params = json.loads(params_path.read_text())
         run = int(params.get("seed") or 0)
-        world = from_dict(type(config.world), params["env_config"]["world"], str(params_path))
-        env = DASCEnv({**params["env_config"], "world": to_dict(world)})
+        env_config = rllib_commands.trial_env_config(DASC, params)  # a grid point's, or a search trial's
+        world = from_dict(type(config.world), env_config["world"], str(params_path))
+        env = DASCEnv({**env_config, "world": to_dict(world)})
         actor = load_actor(str(checkpoints[-1]), config.evaluation.deterministic, world=WORLD)
         table, log = evaluate_actor(env, actor, evaluation_seeds(config.evaluation, run))
         point = {key: getattr(world, key) for key in GRID_COLUMNS}

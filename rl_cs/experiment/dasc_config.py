@@ -3,8 +3,9 @@ one; rl_cs.config is the loader). Sections: ``experiment`` (the shared RunSettin
 and iterations), ``world`` (envs.dasc_config.DASCConfig), ``evaluation`` (the shared EvaluationSettings: the
 seeded streams every method is scored on), one section per method config registered for the world
 (rl_cs.methods): ``baselines`` (GAME's and ODTA's open parameters) and ``rmo`` (RMO's and REC's Table 1
-settings with their RLlib ``training`` subsection, policies.rmo.config.RMOConfig), and ``grid`` (world
-fields to sweep, e.g. Table 2's axes).
+settings with their RLlib ``training`` subsection, policies.rmo.config.RMOConfig), ``grid`` (world
+fields to sweep, e.g. Table 2's axes) and ``search`` (a hyperparameter search of RMO or REC:
+rl_cs.experiment.search; its PBT takes ``rmo.training.*``).
 
 Unlike rl_cs.experiment.config.experiment_config_class, there is no top-level ``training`` or ``model``
 section: RMO's network and RLlib settings are its own (``rmo``), and a CSC YAML (whose sections would
@@ -19,7 +20,8 @@ from dataclasses import field
 from envs.dasc_config import DASCConfig
 from rl_cs.config import with_override
 from rl_cs.errors import InputError, require
-from rl_cs.experiment.config import EvaluationSettings, RunSettings
+from rl_cs.experiment import search
+from rl_cs.experiment.config import FIXED_SECTIONS, EvaluationSettings, RunSettings
 from rl_cs.registry import resolve, sections_for
 
 BASELINES = ("greedy-dasc", "km", "game", "odta", "odta-2stage")
@@ -47,6 +49,8 @@ def _validate(self, where: str = ""):
                 "e.g. world.num_tasks")
         for value in values:  # every grid point must itself be a valid world
             with_override(self, key, value, f"{prefix}grid").world.validate(f"{prefix}grid.{key}={value}")
+    search.check(self, where, search.Target.of_world("dasc"), FIXED_SECTIONS)
+    search.check_run(self, where)
     return self
 
 
@@ -59,6 +63,7 @@ def _experiment_class() -> type:
         ("evaluation", EvaluationSettings, field(default_factory=EvaluationSettings)),
         *sections,
         ("grid", dict, field(default_factory=dict)),
+        ("search", search.SearchSettings, field(default_factory=search.SearchSettings)),
     ]
     cls = dataclasses.make_dataclass("DASCExperimentConfig", fields, frozen=True, namespace={
         "world_name": "dasc", "validate": _validate, "method_sections": tuple(name for name, _, _ in sections),

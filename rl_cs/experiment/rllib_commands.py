@@ -4,6 +4,11 @@ train: YAML -> the world's validated experiment config -> (RLlib AlgorithmConfig
 Ray Tune, one trial per seed and grid point, with fault tolerance and retries (tune_runner); then every
 trial's final policy on the same held-out stream (heldout.json), and the best one next to the world's
 baseline. A world module declares an ``RLlibWorld`` and forwards its commands here.
+
+With a ``search:`` section (rl_cs.experiment.search) the trials are the search's sampled configurations
+instead: each rebuilds its typed config from the sampled values (SearchPPO, or heuristic_trainable), Tune's
+searcher and scheduler decide what runs and how long; every trial is then scored on the held-out stream as
+above, search.csv ranks them by the search metric, and the best is compared with the baseline.
 """
 
 from __future__ import annotations
@@ -25,11 +30,13 @@ from rl_cs.atomic import write_frame, write_json
 from rl_cs.config import from_dict, parse_value, to_dict, with_override
 from rl_cs.errors import InputError, require
 from rl_cs.evaluation import load_actor
+from rl_cs.experiment import search
 from rl_cs.experiment.tune_runner import (FAILURES, METADATA, experiment_folder, failures, read_metadata,
                                           rewrite_progress, run_tuner, writable_parent)
 from rl_cs.registry import Method, get_method, methods
 
 HELDOUT = "heldout.json"
+SEARCH_TABLE = "search.csv"
 
 
 @dataclass(frozen=True)
@@ -78,6 +85,34 @@ class RLlibWorld:
         return self.spec.load_config(path, overrides)
 
 
+def rllib_world(name: str) -> RLlibWorld:
+    """The RLlibWorld a world's command module declares (for trial processes, which get the world's name)."""
+    module = registry.get_world(name).command_module()
+    for value in vars(module).values():
+        for candidate in (value.values() if isinstance(value, dict) else [value]):
+            if isinstance(candidate, RLlibWorld) and candidate.name == name:
+                return candidate
+    raise LookupError(f"{module.__name__} declares no RLlibWorld named '{name}'")
+
+
+def search_trial(params: dict):
+    """(RLlibWorld, method, typed config) of a search trial's Tune config: the stored base config with the
+    trial's sampled values, validated, on the method's train world (as ``prepare`` makes it)."""
+    stored = params[search.RLCS]
+    world, method = rllib_world(stored["world"]), get_method(stored["method"])
+    config = search.trial_config(world.spec.config_class(), params, f"search trial {search.sampled(params)}")
+    return world, method, dataclasses.replace(config, world=world.train_world(method, config.world))
+
+
+def trial_env_config(world: RLlibWorld, params: dict) -> dict:
+    """A trial's env_config: Tune's (params.json) for a plain trial, rebuilt from the sampled values for a
+    search trial."""
+    if search.is_trial(params):
+        _, _, config = search_trial(params)
+        return world.env_config(config.world, params[search.RLCS]["data_dir"])
+    return params["env_config"]
+
+
 def heuristic_trainable(config: dict) -> None:
     """Tune function trainable for planners: one evaluation episode per 'iteration', seeded per trial."""
     from ray import tune
@@ -85,10 +120,13 @@ def heuristic_trainable(config: dict) -> None:
     from rl_cs.evaluation import run_episode
 
     world = registry.resolve(config["env_class"])
-    env, actor = world(config["env_config"]), methods()[config["method"]].make_heuristic()
+    env_config = trial_env_config(rllib_world(config[search.RLCS]["world"]), config) if search.is_trial(config) \
+        else config["env_config"]
+    env, actor = world(env_config), methods()[config["method"]].make_heuristic()
+    extra = {"searched": search.sampled(config)} if search.is_trial(config) else {}
     for iteration in range(config["iterations"]):
         metrics = run_episode(env, actor, seed=config["seed"] * 100_003 + iteration)
-        tune.report({"env_runners": metrics})
+        tune.report({"env_runners": metrics, **extra})
 
 
 def _grid_env_config(config, base: dict) -> dict:
@@ -113,11 +151,25 @@ def prepare(world: RLlibWorld, args, method: Method):
     if getattr(args, "seeds", None) is not None:
         require(args.seeds >= 1, "--seeds", "must be >= 1")
         config = dataclasses.replace(config, experiment=dataclasses.replace(config.experiment, seeds=args.seeds))
+    if config.search.enabled:
+        search.check_method(config, method, origin=search.origin_of(args.config, args.set))
+        seeds_flag = getattr(args, "seeds", None) is not None
+        seeds_set = [f"--set {item}: experiment.seeds" for item in args.set
+                     if item.partition("=")[0].strip() in ("experiment", "experiment.seeds")]
+        require(config.experiment.seeds == 1, "--seeds" if seeds_flag else
+                (seeds_set[-1] if seeds_set else f"{args.config or 'defaults'}: experiment.seeds"),
+                f"a search trains every sampled configuration with seed {search.SEED}, not "
+                f"{config.experiment.seeds} seeds", ("leave out --seeds" if seeds_flag else "use seeds: 1")
+                + "; re-run the best configuration without search: and with --seeds N for its spread over seeds")
     return dataclasses.replace(config, world=world.train_world(method, config.world))
 
 
 def train(world: RLlibWorld, args) -> int:
-    for method in _methods_to_run(world, args):
+    to_run = _methods_to_run(world, args)
+    if not args.resume:  # every method's search is checked before the first one runs
+        for method in to_run:
+            prepare(world, args, method)
+    for method in to_run:
         code = _train_one(world, args, method)
         if code:
             return code
@@ -150,7 +202,8 @@ def _train_one(world: RLlibWorld, args, method: Method) -> int:
         config = _resumed_config(world, folder, method, args)
         source = f"settings stored in {METADATA}"
     run = config.experiment
-    seeds = list(range(run.seeds))
+    searching = config.search.enabled
+    seeds = [search.SEED] if searching else list(range(run.seeds))
     from ray import tune
 
     trainable, param_space = heuristic_trainable, None
@@ -160,10 +213,18 @@ def _train_one(world: RLlibWorld, args, method: Method) -> int:
         import envs
 
         envs.register()
-        trainable = PPO
+        trainable = search.SearchPPO if searching else PPO
+    target = search.Target.of_world(world.name)
     if not resume:
         base_env = world.env_config(config.world, args.data_dir)
-        if method.learned:
+        if searching:  # what a trial rebuilds its typed config from (absolute data folder: trials chdir)
+            constants = {search.RLCS: {"world": world.name, "method": method.name, "config": to_dict(config),
+                                       "seed": search.SEED, "data_dir": base_env.get("data_dir")},
+                         "seed": search.SEED}
+            if not method.learned:
+                constants.update(method=method.name, env_class=world.spec.env, iterations=run.iterations)
+            param_space = search.param_space(config.search, constants)
+        elif method.learned:
             param_space = method.build_algorithm(config, _grid_env_config(config, base_env), tune.grid_search(seeds))
         else:
             param_space = {"method": method.name, "env_config": _grid_env_config(config, base_env),
@@ -171,28 +232,51 @@ def _train_one(world: RLlibWorld, args, method: Method) -> int:
                            "seed": tune.grid_search(seeds), "iterations": run.iterations}
         write_json(folder / METADATA, {
             "world": args.world, "method": method.name, "data_dir": args.data_dir,
-            "config": to_dict(config), "seeds": seeds})
+            "config": to_dict(config), "seeds": seeds,
+            **({"search": search.summary(config.search, target)} if searching else {})})
+    tune_config = search.tune_config(config.search, target, run.iterations, run.max_concurrent_trials) \
+        if searching and not resume else None
+    what = (f"a search of {config.search.num_samples} sampled configuration(s) ({config.search.searcher} searcher, "
+            f"scheduler {config.search.scheduler}, trial seed {search.SEED})" if searching else f"{len(seeds)} seed(s)")
     print(f"rl-cs: {'resuming ' if resume else ''}{method.name} on {args.world} ({source}); "
-          f"{len(seeds)} seed(s), {run.iterations} iteration(s) -> {folder}", file=sys.stderr)
+          f"{what}, {run.iterations} iteration(s) -> {folder}", file=sys.stderr)
     results, interrupted = run_tuner(trainable, param_space, folder, run.iterations, run.checkpoint_every,
-                                     run.max_concurrent_trials, resume, run.max_failures)
+                                     run.max_concurrent_trials, resume, run.max_failures, tune_config=tune_config,
+                                     keep_checkpoints=None if config.search.scheduler == "pbt" else 2)
     rewrite_progress(folder)
     _report_faults(folder, results)
-    code = _unfinished(args, folder, results, run.iterations, interrupted)
+    early = searching and config.search.scheduler == "asha"
+    code = _unfinished(args, folder, results, run.iterations, interrupted, early_stopping=early)
     if code:
         return code
     evaluate_trials(world, folder, method, config.evaluation)
     summary = _summarise(world, results)
     write_frame(summary, folder / "trials.csv")
-    print(summary.to_markdown(index=False, floatfmt=".3f"))
+    best = None
+    if searching:
+        best = _search_table(world, folder, results, config, target)
+    else:
+        print(summary.to_markdown(index=False, floatfmt=".3f"))
     if method.learned and not args.no_compare:
-        best = Path(results.get_best_result(metric=world.metric, mode="max").path)
+        best = best or _best_trial(world, results)
         if (best / HELDOUT).exists():
             comparison = compare(world, best, config.evaluation, method.name)
             write_frame(comparison, folder / "comparison.csv")
             print(f"\nHeld-out stream (seeds {config.evaluation.seed}..): {method.name} vs {world.baseline}")
             print(comparison.to_markdown(index=False, floatfmt=".3f"))
     return 0
+
+
+def _best_trial(world: RLlibWorld, results) -> Path:
+    """The trial with the best training metric; when no trial reported it (no episode ended within a short
+    run), the first trial, said on stderr, rather than Tune's RuntimeError after a finished run."""
+    try:
+        return Path(results.get_best_result(metric=world.metric, mode="max").path)
+    except RuntimeError:
+        first = Path(results[0].path)
+        print(f"rl-cs: no trial reported {world.metric} during training (no episode ended within "
+              f"the budget); comparing the first trial, {first.name}", file=sys.stderr)
+        return first
 
 
 def _experiment_name(args, method: Method, config) -> str:
@@ -235,12 +319,13 @@ def _differences(before, after, path: str = "") -> list[tuple[str, object, objec
     return [] if before == after else [(path, before, after)]
 
 
-def _unfinished(args, folder: Path, results, iterations: int, interrupted: bool) -> int:
+def _unfinished(args, folder: Path, results, iterations: int, interrupted: bool, early_stopping: bool = False) -> int:
     """Exit code of a run that did not finish every trial (0 if all did): failed trials -> 1, a Ctrl-C -> 130.
-    Nothing final (trials.csv, heldout.json, comparison.csv, the table) is written for such a run."""
+    Nothing final (trials.csv, heldout.json, comparison.csv, the table) is written for such a run. With
+    ``early_stopping`` (ASHA) a terminated trial short of ``iterations`` was stopped by the scheduler: done."""
     done = {Path(r.path).name: (r.metrics or {}).get("training_iteration") or 0 for r in results}
     failed = [result for result in results if result.error]
-    short = [name for name, reached in done.items() if reached < iterations]
+    short = [] if early_stopping else [name for name, reached in done.items() if reached < iterations]
     if not failed and not short and results.num_terminated == len(results):
         return 0
     experiment = folder.parent if args.method == "all" else folder
@@ -287,7 +372,7 @@ def _report_faults(folder: Path, results) -> None:
 def _summarise(world: RLlibWorld, results) -> pd.DataFrame:
     rows = []
     for result in results:
-        row = {"trial": Path(result.path).name, "seed": result.config.get("seed")}
+        row = {"trial": Path(result.path).name, "seed": result.config.get("seed"), **search.sampled(result.config)}
         runners = result.metrics.get("env_runners", {})
         row.update({key: runners.get(key) for key in world.shown})
         row["iterations"] = result.metrics.get("training_iteration")
@@ -295,9 +380,48 @@ def _summarise(world: RLlibWorld, results) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def _search_table(world: RLlibWorld, folder: Path, results, config, target) -> Path | None:
+    """search.csv: every trial of a search, best first by the search metric (search.ranked), with its
+    sampled values (a PBT trial's last ones), the iterations it ran (ASHA's early stops), its metric and its
+    held-out figures; printed with the best configuration. Returns the best trial's folder."""
+    metric, mode = search.resolved(config.search, target)
+    rows = []
+    for result in results:
+        trial = Path(result.path)
+        flat = pd.json_normalize(result.metrics or {}, sep="/")
+        last = flat.iloc[0].to_dict() if len(flat) else {}
+        values = (result.metrics or {}).get("searched") or search.sampled(result.config)
+        iterations = int(last.get("training_iteration") or 0)
+        heldout = json.loads((trial / HELDOUT).read_text()) if (trial / HELDOUT).exists() else {}
+        rows.append({"trial": trial.name, **values, metric: last.get(metric), "iterations": iterations,
+                     "stopped_early": iterations < config.experiment.iterations,
+                     **{f"heldout_{key}": heldout.get(key) for key in world.shown}})
+    table = search.ranked(pd.DataFrame(rows), metric, mode)
+    write_frame(table, folder / SEARCH_TABLE)
+    best = table.iloc[0]
+    shown = ", ".join(f"{key} = {_short(best[key])}" for key in config.search.space)
+    stops = ""
+    if config.search.scheduler == "asha":
+        budget = len(table) * config.experiment.iterations
+        saved = int((config.experiment.iterations - table["iterations"]).sum())
+        stops = f"; ASHA stopped {int(table['stopped_early'].sum())} early, saving {saved} of {budget} trial-iterations"
+    print(f"Search ({config.search.searcher}, scheduler {config.search.scheduler}): {len(table)} trial(s) ranked "
+          f"by {metric} ({mode}){stops}")
+    print(table.to_markdown(index=False, floatfmt=".4g"))
+    heldout = best.get(f"heldout_{world.shown[0]}")
+    print(f"\nBest configuration ({best['trial']}): {shown}; {metric} = {_short(best[metric])}"
+          + (f"; held-out {world.shown[0]} = {_short(heldout)}" if pd.notna(heldout) else ""))
+    return folder / best["trial"]
+
+
+def _short(value) -> str:
+    return f"{value:.4g}" if isinstance(value, float) else str(value)
+
+
 def heldout_metrics(world: RLlibWorld, trial: Path, actor, settings) -> dict:
-    """Mean metrics of ``actor`` on the held-out episodes of a trial's own world (its grid point)."""
-    env_cfg = json.loads((trial / "params.json").read_text())["env_config"]
+    """Mean metrics of ``actor`` on the held-out episodes of a trial's own world (its grid point, or its
+    sampled configuration)."""
+    env_cfg = trial_env_config(world, json.loads((trial / "params.json").read_text()))
     world_type = typing.get_type_hints(world.spec.config_class())["world"]
     scored = world.evaluation_world(from_dict(world_type, env_cfg["world"], str(trial / "params.json")))
     seeds = [settings.seed + i for i in range(settings.episodes)]

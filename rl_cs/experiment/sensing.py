@@ -1,8 +1,8 @@
 """`rl-cs train|evaluate|bench --world sensing`: QCO-TA and its baselines on the sensing world.
 
 ``train`` validates everything first (config, data, grid against the data), then calibrates Gamma_a and the
-attribute subsets on UNS-TA (see ``sensing_calibration``), runs the grid (or a Ray Tune sweep when the config
-has ``sweep.space``), and writes ``<results-dir>/<name>/``: experiment.json, runs.csv, cycles.parquet,
+attribute subsets on UNS-TA (see ``sensing_calibration``), runs the grid (or a hyperparameter search when the
+config has ``search.space``: rl_cs.experiment.sensing_tune, search.csv), and writes ``<results-dir>/<name>/``: experiment.json, runs.csv, cycles.parquet,
 calibration.csv. Files are written to a temporary name and moved into place.
 """
 
@@ -12,6 +12,7 @@ import argparse
 import dataclasses
 import json
 import os
+import sys
 import time
 from pathlib import Path
 
@@ -60,20 +61,40 @@ def train(args: argparse.Namespace) -> int:
     check_grid(sensing_field, config)
     out = experiment_folder(args.results_dir, args.name or f"{args.method}-sensing", resume=False)
     writable_parent(out)
-    start = time.perf_counter()
-    if config.sweep.space:
-        from rl_cs.experiment.sensing_tune import sweep
+    if config.search.enabled:
+        from rl_cs.experiment.search import check_method, origin_of
+        from rl_cs.registry import get_method
 
-        out.mkdir(parents=True)
-        table = sweep(sensing_field, config, out)
-        write_atomically(out / "sweep.csv", lambda p: table.to_csv(p, index=False))
-        _write_json(out, {"world": "sensing", "kind": "sweep", "method": args.method, "data": sensing_field.source,
-                          "config": to_dict(config), "wall_seconds": time.perf_counter() - start})
-        print(table.to_string(index=False))
-        print(f"sweep written to {out}")
-        return 0
+        require(args.method == "qcota", "method", f"a sensing search tunes QCO-TA against UNS-TA, not "
+                f"{args.method}", "rl-cs train qcota --world sensing with the search config")
+        require({"qcota", "uns-ta"} <= set(config.grid.schemes), f"{args.config or '--set'}: grid.schemes",
+                "a search trial reports QCO-TA's error and its ratio to UNS-TA's", "list both qcota and uns-ta")
+        check_method(config, get_method(args.method, "sensing"), reads_section=True,
+                     origin=origin_of(args.config, args.set))
+    start = time.perf_counter()
     config, calibration = _calibrated(sensing_field, config)
     calibrated_at = time.perf_counter()
+    if config.search.enabled:  # every trial runs the calibrated world
+        from rl_cs.experiment.sensing_tune import run_search
+
+        out.mkdir(parents=True)
+        table, summary, failed = run_search(sensing_field, config, out)
+        if failed:
+            print(f"rl-cs: {len(failed)} search trial(s) failed; first error:\n{failed[0]}", file=sys.stderr)
+            return 1
+        write_atomically(out / "search.csv", lambda p: table.to_csv(p, index=False))
+        if calibration is not None:
+            write_atomically(out / "calibration.csv", lambda p: calibration.candidates.to_csv(p, index=False))
+        _write_json(out, {"world": "sensing", "kind": "search", "method": args.method, "data": sensing_field.source,
+                          "config": to_dict(config), "search": summary, "calibration": _record(calibration),
+                          "wall_seconds": time.perf_counter() - start})
+        best = table.iloc[0]
+        print(table.to_markdown(index=False, floatfmt=".4g"))
+        print(f"\nBest configuration ({best['trial']}): "
+              + ", ".join(f"{key} = {best[key]}" for key in config.search.space)
+              + f"; {summary['metric']} = {best[summary['metric']]:.4g} ({summary['mode']})")
+        print(f"search written to {out}; report: rl-cs report {out}")
+        return 0
     from rl_cs.experiment.sensing_grid import run_grid
 
     runs, cycles = run_grid(sensing_field, config, config.grid.attribute_order)
@@ -88,10 +109,7 @@ def train(args: argparse.Namespace) -> int:
     _write_json(out, {
         "world": "sensing", "kind": "grid", "method": args.method, "data": sensing_field.source,
         "config": to_dict(config),
-        "calibration": None if calibration is None else {
-            "normalisation": calibration.normalisation, "error_cells": calibration.error_cells,
-            "order": calibration.order_name, "attributes": list(calibration.order),
-            "distance": float(calibration.candidates["distance"].iloc[0])},
+        "calibration": _record(calibration),
         "wall_seconds": {"calibration": calibrated_at - start, "grid": finished - calibrated_at,
                          "total": finished - start},
         "runs": len(runs), "workers": config.grid.workers or os.cpu_count(),
@@ -118,6 +136,14 @@ def _calibrated(sensing_field: SensingField, config: SensingExperimentConfig):
                                 error_cells=calibration.error_cells)
     grid = dataclasses.replace(config.grid, attribute_order=calibration.order)
     return dataclasses.replace(config, world=world, grid=grid), calibration
+
+
+def _record(calibration) -> dict | None:
+    """What experiment.json records of the calibration (None: it was off)."""
+    return None if calibration is None else {
+        "normalisation": calibration.normalisation, "error_cells": calibration.error_cells,
+        "order": calibration.order_name, "attributes": list(calibration.order),
+        "distance": float(calibration.candidates["distance"].iloc[0])}
 
 
 def _write_json(out: Path, data: dict) -> None:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 from envs.inference import METHODS
 from envs.sensing import ERROR_CELLS, NORMALISATIONS, SensingWorldConfig
@@ -18,6 +18,7 @@ from rl_cs.data.sensing_field import PAPER_ATTRIBUTES, SyntheticFieldConfig
 from rl_cs.config import from_dict, to_dict
 from rl_cs.config import load_config as load_yaml_config
 from rl_cs.errors import closest, require
+from rl_cs.experiment.search import SearchSettings, Target, check
 
 
 @dataclass(frozen=True)
@@ -92,23 +93,14 @@ class CalibrationConfig:
         require(self.seeds >= 1, f"{where}.seeds", f"{self.seeds} < 1", "use at least one seed")
 
 
-@dataclass(frozen=True)
-class SweepConfig:
-    """A Ray Tune search over config fields; each trial runs the grid and reports QCO-TA's metrics."""
-
-    space: dict[str, list] = field(default_factory=dict)
-    """Dotted field -> values to grid-search, e.g. {"qcota.beta": [0.3, 0.5]}; empty = no sweep."""
-    num_samples: int = 1
-    """Repeats of the whole search space (Tune's num_samples)."""
-    metric: str = "error_ratio"
-    """Minimised: error_ratio (QCO-TA / UNS-TA error, mean over the grid) or error, cost_km, cost_ratio."""
-
-    def validate(self, where: str = "sweep") -> None:
-        metrics = ("error_ratio", "error", "cost_km", "cost_ratio")
-        require(self.metric in metrics, f"{where}.metric", f"unknown metric '{self.metric}'", closest(self.metric, metrics))
-        require(self.num_samples >= 1, f"{where}.num_samples", f"{self.num_samples} < 1", "use at least 1")
-        for key, values in self.space.items():
-            require(len(values) > 0, f"{where}.space.{key}", "empty list", "give the values to search, e.g. [0.3, 0.5]")
+SEARCH_TARGET = Target(metrics=("error", "cost_km", "error_ratio", "cost_ratio"), mode="min", iterative=False)
+"""What a search trial of the sensing world reports (rl_cs.experiment.sensing_tune.search_metrics): QCO-TA's
+mean error and cost over the grid's cells, and their mean ratios to UNS-TA's; minimised. A trial runs the
+whole grid once, so no scheduler applies."""
+FIXED_SECTIONS = ("grid", "calibration", "synthetic", "search")
+"""Sections a search cannot sample: the grid every trial runs, the calibration and the field (the data)."""
+PER_GRID_CELL = ("world.attributes", "world.inference.method", "world.num_participants")
+"""World fields each grid cell sets (GridConfig): a search of them would be overwritten."""
 
 
 @dataclass(frozen=True)
@@ -125,8 +117,14 @@ class SensingExperimentConfig:
     """Gamma_a / attribute-subset calibration on UNS-TA."""
     synthetic: SyntheticFieldConfig = field(default_factory=SyntheticFieldConfig)
     """The embedded field used when no --data-dir is given."""
-    sweep: SweepConfig = field(default_factory=SweepConfig)
-    """Optional Ray Tune sweep."""
+    search: SearchSettings = field(default_factory=SearchSettings)
+    """Optional hyperparameter search (rl_cs.experiment.search): each trial runs the grid with its sampled
+    values (e.g. qcota.beta) and reports QCO-TA's error and cost and their ratios to UNS-TA (SEARCH_TARGET)."""
+
+    RENAMED: ClassVar[dict] = {"sweep": (
+        "the sweep section is now search (rl_cs.experiment.search)",
+        "rename it search: and give each field a distribution, e.g. search: {space: {qcota.beta: {grid: [0.3, "
+        "0.6]}}, searcher: random, metric: error_ratio}; tune_configs/qcota_search.yaml is an example")}
 
     def validate(self, where: str = "") -> "SensingExperimentConfig":
         prefix = f"{where}: " if where else ""
@@ -135,25 +133,12 @@ class SensingExperimentConfig:
         self.grid.validate(f"{prefix}grid")
         self.calibration.validate(f"{prefix}calibration")
         self.synthetic.validate(f"{prefix}synthetic")
-        self.sweep.validate(f"{prefix}sweep")
-        data = to_dict(self)
-        for key in self.sweep.space:
-            set_field(data, key, None, f"{prefix}sweep.space")
+        for key in self.search.space:
+            require(key not in PER_GRID_CELL, f"{prefix}search.space.{key}", "each grid cell sets this field "
+                    "(grid.attribute_counts, grid.inference, grid.participants), so a search of it would be "
+                    "overwritten", "change the grid instead, or search another field (e.g. qcota.beta)")
+        check(self, where, SEARCH_TARGET, FIXED_SECTIONS)
         return self
-
-
-def set_field(data: dict, dotted: str, value: Any, where: str = "") -> None:
-    """Set ``data[a][b][c] = value`` for 'a.b.c'; InputError naming an unknown part."""
-    parts = dotted.split(".")
-    node = data
-    for depth, part in enumerate(parts):
-        require(isinstance(node, dict) and part in node, f"{where}: {'.'.join(parts[:depth + 1])}" if where
-                else ".".join(parts[:depth + 1]), "unknown key",
-                closest(part, node.keys() if isinstance(node, dict) else []))
-        if depth == len(parts) - 1:
-            node[part] = value
-        else:
-            node = node[part]
 
 
 def build(cls: type, data: Any, where: str) -> Any:

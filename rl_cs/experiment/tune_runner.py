@@ -57,10 +57,14 @@ def experiment_folder(results_dir: str, name: str, resume: bool) -> Path:
 
 
 def run_tuner(trainable, param_space, folder: Path, iterations: int, checkpoint_every: int,
-              max_concurrent: int, resume: bool, max_failures: int = 0):
+              max_concurrent: int, resume: bool, max_failures: int = 0, tune_config=None,
+              keep_checkpoints: int | None = 2):
     """Fit (or restore and finish) one Tune experiment; returns its ResultGrid and whether Ctrl-C (SIGINT)
     ended it early. A failed trial is retried up to ``max_failures`` times from its last checkpoint (a
-    resumed run keeps the retry settings it was started with)."""
+    resumed run keeps the retry settings it was started with). ``tune_config``: a search's TuneConfig
+    (searcher, scheduler, samples, metric: rl_cs.experiment.search), else one trial per grid point and seed;
+    a resumed search keeps its searcher's and scheduler's state (Tuner.restore). ``keep_checkpoints``: the
+    newest checkpoints kept per trial (None: all, for PBT, which restores trials from others' checkpoints)."""
     from ray import tune
     from ray.tune import FailureConfig, RunConfig, TuneConfig
 
@@ -70,10 +74,10 @@ def run_tuner(trainable, param_space, folder: Path, iterations: int, checkpoint_
     else:
         tuner = tune.Tuner(
             trainable, param_space=param_space,
-            tune_config=TuneConfig(max_concurrent_trials=max_concurrent or None),
+            tune_config=tune_config or TuneConfig(max_concurrent_trials=max_concurrent or None),
             run_config=RunConfig(
                 name=folder.name, storage_path=str(folder.parent), stop={"training_iteration": iterations},
-                checkpoint_config=_checkpoints(trainable, checkpoint_every),
+                checkpoint_config=_checkpoints(trainable, checkpoint_every, keep_checkpoints),
                 failure_config=FailureConfig(max_failures=max_failures),
                 callbacks=[TrialFailures()],
                 verbose=1,
@@ -112,6 +116,7 @@ class TrialFailures(Callback):
 
     def on_trial_recover(self, iteration, trials, trial, **info):
         self._record(trial, retried=True)
+        _keep_logs(trial)
 
     def on_trial_error(self, iteration, trials, trial, **info):
         self._record(trial, retried=False)
@@ -129,6 +134,22 @@ class TrialFailures(Callback):
         if trial.local_path:
             with open(Path(trial.local_path).parent / FAILURES, "a", encoding="utf-8") as log:
                 log.write(json.dumps(record) + "\n")
+
+
+def _keep_logs(trial) -> None:
+    """Copy a trial's result.json and progress.csv from the driver's staging folder to the results folder before
+    Tune retries it. Tune restarts a retried trial's logs from the results folder's copies, which the driver
+    refreshes only every few seconds: the iterations reported since then vanished from result.json (seen after
+    a lost node, tests/test_multinode.py)."""
+    if not trial.local_path or not trial.path or Path(trial.local_path) == Path(trial.path):
+        return
+    for name in ("result.json", "progress.csv"):
+        source, target = Path(trial.local_path) / name, Path(trial.path) / name
+        if source.exists():
+            target.parent.mkdir(parents=True, exist_ok=True)
+            partial = target.with_name(f".{name}.partial")
+            partial.write_bytes(source.read_bytes())
+            os.replace(partial, target)
 
 
 def _error_line(path: str | None) -> str:
@@ -182,11 +203,11 @@ def read_metadata(folder: Path) -> dict:
     return data
 
 
-def _checkpoints(trainable, every: int):
+def _checkpoints(trainable, every: int, keep: int | None = 2):
     """Periodic and final checkpoints for class trainables (RLlib algorithms); none for function trainables
     (the heuristic planners have no state to save, and Tune refuses checkpoint settings for them)."""
     from ray.tune import CheckpointConfig
 
     if isinstance(trainable, type):
-        return CheckpointConfig(checkpoint_frequency=every, checkpoint_at_end=True, num_to_keep=2)
+        return CheckpointConfig(checkpoint_frequency=every, checkpoint_at_end=True, num_to_keep=keep)
     return CheckpointConfig()

@@ -35,7 +35,22 @@ def read_metadata(path: Path) -> dict:
 
 
 def report(results: Path, out: Path | None = None) -> int:
-    worlds = {read_metadata(path)["world"] for path in find_metadata(results)}
+    """The world's report; a hyperparameter search (experiment.json with a 'search' entry) of any world gets
+    the search report (rl_cs.report.search), one per search of a `train all` folder."""
+    paths = find_metadata(results)
+    metadata = [read_metadata(path) for path in paths]
+    worlds = {data["world"] for data in metadata}
     require(len(worlds) == 1, str(results), f"mixes worlds {sorted(worlds)}", "report one world at a time")
     world = registry.get_world(worlds.pop(), where=str(results / METADATA))
+    searches = [path.parent for path, data in zip(paths, metadata) if isinstance(data.get("search"), dict)]
+    if searches:
+        from rl_cs.report import search
+
+        require(len(searches) == len(paths), str(results), "mixes searches and plain experiments",
+                "report each experiment folder on its own")
+        for folder in searches:
+            code = search.report(folder, (out / folder.name if len(searches) > 1 else out) if out else None)
+            if code:
+                return code
+        return 0
     return registry.resolve(world.report)(results, out)
