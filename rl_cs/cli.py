@@ -116,6 +116,9 @@ def run(argv: list[str] | None = None) -> int:
     if args.command == "check":
         from rl_cs.check import check
         return check(args)
+    if args.command in ("train", "serve", "bench"):  # before anything starts: RLCS_DASHBOARD must be a port
+        from rl_cs.experiment.ray_session import dashboard_port
+        dashboard_port()
     if args.command == "serve":
         from rl_cs.serve.service import serve
         return serve(args)

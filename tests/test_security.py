@@ -271,3 +271,13 @@ def test_a_local_ray_listens_on_loopback_only():
     assert {"gcs_server", "raylet"} <= processes, listeners  # the check saw Ray's servers
     exposed = [entry for entry in listeners if not _loopback(entry["ip"])]
     assert not exposed, f"listening beyond loopback: {exposed}"
+
+
+@pytest.mark.parametrize("value", ["yes", "80", "70000", "-1"])
+def test_a_bad_dashboard_port_exits_2_before_anything_starts(value, tmp_path, capsys, monkeypatch):
+    """RLCS_DASHBOARD (the opt-in Ray dashboard of a local run, on 127.0.0.1) must be a port number from
+    1024 to 65535; anything else is refused before Ray starts or a results folder is made."""
+    monkeypatch.setenv("RLCS_DASHBOARD", value)
+    assert cli("train", "greedy", "--world", "csc", "--results-dir", str(tmp_path / "results")) == 2
+    assert "RLCS_DASHBOARD" in capsys.readouterr().err
+    assert not (tmp_path / "results").exists()
