@@ -45,14 +45,22 @@ mask is read from it (``action_mask``: stay, and every neighbour whose road flag
 
 Reward (``reward``): ``dispatch`` (default) pays each cell the fares of the orders its own idle drivers served
 this step, wherever it sent them, so the cells' rewards sum to the step's GMV and a cell's return is what its
-decisions earned; ``shared`` pays every cell the step's GMV / num_cells. Infos carry each cell's orders and
+decisions earned; ``shared`` pays every cell the step's GMV / num_cells. Both times ``reward_scale`` (0.01:
+hundreds of CNY). Infos carry each cell's orders and
 served orders of the step. The episode terminates (``__all__``) after ``episode_steps`` steps.
 
 Business metrics (``episode_metrics``, DyPS Table 2 / 7: GMV and ORR): ``gmv`` (sum of the served orders' fares),
 ``order_response_rate`` (served / orders of the episode), ``gmv_share`` (GMV / the fares of every order of the
 episode: how much room the world leaves any method), orders, served, drivers, repositioning and pick-up km,
-invalid actions. Internals are numpy arrays (drivers and orders as columns); the one loop is the matching's, over
-the step's waiting orders.
+invalid actions, and ``return`` (the sum over cells and steps of the rewards: GMV x reward_scale in either reward
+mode; DyPS's group selector learns from it).
+
+Options for learned methods (env_config keys ``agent_id``, ``global_state``, ``team_reward``;
+envs.ridehailing_grid.CellOptions): PS-id's one-hot cell id, MAPPO's global state (every cell's own five
+features and the step) and team reward. Off by default: the observation and reward above, unchanged.
+
+Internals are numpy arrays (drivers and orders as columns); the one loop is the matching's, over the step's
+waiting orders.
 """
 
 from __future__ import annotations
@@ -66,7 +74,8 @@ import numpy as np
 from ray.rllib.env.multi_agent_env import MultiAgentEnv
 
 from envs.ridehailing_config import RideHailingConfig
-from envs.ridehailing_grid import DIRECTIONS, CityGrid, _scenario, cell_id, grid_for, road_m, scenario_for
+from envs.ridehailing_grid import (DIRECTIONS, CellOptions, CityGrid, _scenario, cell_id, extend_cell_observations,
+                                   grid_for, road_m, scenario_for)
 from rl_cs.config import from_dict, to_dict
 from envs.csc_view import frozen
 
@@ -77,6 +86,13 @@ NUM_ACTIONS = 1 + len(DIRECTIONS)
 OBS_SIZE = (1 + len(DIRECTIONS)) * len(CELL_FEATURES) + 3
 WAITING, SERVED, LOST = 0, 1, 2
 _EPS = 1e-6
+TIME_INDEX = (1 + len(DIRECTIONS)) * len(CELL_FEATURES)
+"""Index of the step / episode_steps feature in an observation."""
+ACTION_MASK_LAYOUT = {"first": 1, "start": 2 * len(CELL_FEATURES) - 1, "stride": len(CELL_FEATURES),
+                      "count": len(DIRECTIONS)}
+"""Where ``action_mask`` reads the mask in an observation: action first + k is allowed iff
+obs[start + k * stride] > 0.5 (the k-th neighbour's road flag); the others always are. Learned policies mask
+their logits with it (policies.sharing.modules.MLPActorCritic)."""
 
 
 @lru_cache(maxsize=4)
@@ -137,6 +153,9 @@ class RideHailingView:
     """(W,) cell of each waiting order (first come first) -- the orders this step's matching serves."""
     order_fare: np.ndarray
     """(W,) fare of each waiting order, CNY."""
+    last_rewards: np.ndarray | None = None
+    """(num_cells,) each cell's reward of the previous step (the world's own, before any team reward; 0 at the
+    first step): what a learned actor keeping reward histories reads (policies.dyps.actor)."""
 
     def rows(self, agents) -> np.ndarray:
         """Cell indices of ``agents`` (agent ids)."""
@@ -148,6 +167,8 @@ class RideHailingEnv(MultiAgentEnv):
     """See the module docstring for the world, observation, action, reward and metrics."""
 
     metadata = {"render_modes": []}
+    action_mask_layout = ACTION_MASK_LAYOUT
+    """The mask's place in an observation, for learned policies (ACTION_MASK_LAYOUT)."""
 
     def __init__(self, env_config: dict | None = None):
         super().__init__()
@@ -170,10 +191,13 @@ class RideHailingEnv(MultiAgentEnv):
         self.possible_agents = [cell_id(i) for i in range(n)]
         self.agents = list(self.possible_agents)
         self._index = {agent: i for i, agent in enumerate(self.possible_agents)}
-        obs_space = gym.spaces.Box(0.0, np.inf, (OBS_SIZE,), np.float32)
+        self.options = CellOptions.of(env_config)
+        obs_space = gym.spaces.Box(0.0, np.inf, (self.options.size(OBS_SIZE, n, len(CELL_FEATURES)),), np.float32)
         act_space = gym.spaces.Discrete(NUM_ACTIONS)
         self.observation_spaces = {a: obs_space for a in self.possible_agents}
         self.action_spaces = {a: act_space for a in self.possible_agents}
+        self._last_rewards = np.zeros(n)
+        self._return = 0.0
         order = np.argsort(self.grid.node_cell, kind="stable")
         self._cell_nodes = order  # road nodes grouped by cell
         self._cell_start = np.concatenate([[0], np.cumsum(self.grid.nodes_in_cell)[:-1]])
@@ -214,6 +238,8 @@ class RideHailingEnv(MultiAgentEnv):
         self.t = 0
         self._gmv = self._pickup_m = self._reposition_m = 0.0
         self._served = self._repositioned = self._invalid = 0
+        self._return = 0.0
+        self._last_rewards = np.zeros(grid.num_cells)
         self._log: list[dict] = []
         self.agents = list(self.possible_agents)
         return self._observe(), {agent: {} for agent in self.possible_agents}
@@ -247,7 +273,15 @@ class RideHailingEnv(MultiAgentEnv):
         padded = np.vstack([features, np.zeros((1, len(CELL_FEATURES)))])
         obs = np.concatenate([padded[self._neighbour_index].reshape(n, -1),
                               np.full((n, 1), self.t / self.config.episode_steps), self._position], axis=1)
-        return dict(zip(self.possible_agents, obs.astype(np.float32)))
+        obs = obs.astype(np.float32)
+        if self.options.agent_id or self.options.global_state:
+            obs = self.extend_observations(obs, self.options.agent_id, self.options.global_state)
+        return dict(zip(self.possible_agents, obs))
+
+    @staticmethod
+    def extend_observations(observations, agent_id: bool, global_state: bool) -> list:
+        """The learned methods' options on the world's own observations (cell order; CellOptions)."""
+        return extend_cell_observations(observations, agent_id, global_state, len(CELL_FEATURES), TIME_INDEX)
 
     # ------------------------------------------------------------------ stepping
     def step(self, action_dict: dict):
@@ -313,9 +347,13 @@ class RideHailingEnv(MultiAgentEnv):
         if done:
             self.o_state[self.o_state == WAITING] = LOST
         if c.reward == "dispatch":
-            rewards = earned
+            rewards = earned * c.reward_scale
         else:
-            rewards = np.full(n, step_gmv / n)
+            rewards = np.full(n, step_gmv * c.reward_scale / n)
+        self._last_rewards = rewards
+        self._return += float(rewards.sum())
+        if self.options.team_reward:
+            rewards = np.full(n, float(rewards.sum()))
         obs = self._observe()
         reward_dict = {agent: float(rewards[i]) for i, agent in enumerate(self.possible_agents)}
         infos = {agent: {"orders": int(offered[i]), "served": int(served[i])}
@@ -330,7 +368,7 @@ class RideHailingEnv(MultiAgentEnv):
         return RideHailingView(step=self.t, agents=tuple(self.possible_agents), neighbour=self.grid.neighbour,
                                hub_road_m=self.grid.hub_road_m, idle_drivers=frozen(idle),
                                arriving_drivers=frozen(arriving), order_cell=frozen(self.o_cell[waiting]),
-                               order_fare=frozen(self.o_fare[waiting]))
+                               order_fare=frozen(self.o_fare[waiting]), last_rewards=frozen(self._last_rewards))
 
     def episode_metrics(self) -> dict[str, float]:
         """Business metrics of the episode so far (module docstring)."""
@@ -339,7 +377,7 @@ class RideHailingEnv(MultiAgentEnv):
                 "gmv_share": self._gmv / max(float(self.o_fare.sum()), 1e-9), "orders": float(orders),
                 "served": float(self._served), "drivers": float(self.num_drivers),
                 "reposition_km": self._reposition_m / 1000.0, "pickup_km": self._pickup_m / 1000.0,
-                "invalid_actions": float(self._invalid)}
+                "invalid_actions": float(self._invalid), "return": self._return}
 
     def episode_log(self) -> list[dict]:
         """One record per served order: step, order (pool index), its cell and fare, the driver, the cell that

@@ -80,6 +80,9 @@ class RideHailingConfig:
     reward: str = "dispatch"
     """dispatch: each cell earns the fares of the orders its own idle drivers served this step (where they
     were sent), so a cell's return is what its decisions earned; shared: the step's whole GMV / num_cells."""
+    reward_scale: float = 0.01
+    """Rewards are fares (CNY) times this: hundreds of CNY, so that a cell's return is a few units (what PPO's
+    critics learn well); the business metrics (GMV) stay in CNY."""
     rules: TaskRules = field(default_factory=TaskRules)
     """How a recorded trip becomes an order (fare = TaskRules.fare of the trip length)."""
     city: SyntheticCityConfig = field(default_factory=SyntheticCityConfig)
@@ -100,6 +103,11 @@ class RideHailingConfig:
         return self.grid_cols or self.preset.grid_cols
 
     @property
+    def num_agents(self) -> int:
+        """Agents of the world: one per cell, void cells included (Table 1's #Agents = #Grids)."""
+        return self.rows * self.cols
+
+    @property
     def ratio(self) -> float:
         """Orders per driver per step that sets the number of drivers."""
         return self.orders_per_driver_step or self.preset.orders_per_driver_step
@@ -114,7 +122,7 @@ class RideHailingConfig:
         require(self.rows * self.cols >= 2, f"{where}.grid_rows/grid_cols",
                 f"a {self.rows} x {self.cols} grid has one cell: there is nowhere to dispatch to",
                 "use at least 2 cells")
-        for name in ("orders_per_driver_step", "step_minutes", "speed_mps"):
+        for name in ("orders_per_driver_step", "step_minutes", "speed_mps", "reward_scale"):
             value = getattr(self, name)
             require(math.isfinite(value), f"{where}.{name}", f"must be a finite number, got {value!r}")
         require(self.orders_per_driver_step >= 0, f"{where}.orders_per_driver_step",
@@ -126,6 +134,8 @@ class RideHailingConfig:
         require(0 < self.step_minutes <= 1440, f"{where}.step_minutes",
                 f"must be in (0, 1440], got {self.step_minutes}")
         require(self.speed_mps > 0, f"{where}.speed_mps", f"must be > 0 m/s, got {self.speed_mps}")
+        require(self.reward_scale > 0, f"{where}.reward_scale", f"must be > 0, got {self.reward_scale}",
+                "0.01: rewards in hundreds of CNY")
         require(1 <= self.max_wait_steps <= 1000, f"{where}.max_wait_steps",
                 f"must be in [1, 1000], got {self.max_wait_steps}")
         require(self.reward in REWARD_MODES, f"{where}.reward", f"unknown reward mode '{self.reward}'",

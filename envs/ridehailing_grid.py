@@ -153,3 +153,47 @@ def grid_for(rules: TaskRules, city: SyntheticCityConfig, tasks: SyntheticTasksC
     """The grid of a world's city, built once per process (its hub distances are a small all-pairs table)."""
     key = (str(data_dir) if data_dir else None, str(cache_dir) if cache_dir else None, rules, city, tasks)
     return _grid(key, rows, cols)
+
+
+# --- options for learned methods (both cell worlds; the counterpart of envs.gridworld's) ---------------------
+@dataclass(frozen=True)
+class CellOptions:
+    """What a learned method asks of a cell world beside its own observation and reward (env_config keys
+    beside ``world``; all off by default, and then every observation and reward is the world's own):
+
+    * ``agent_id``: each cell's observation gets its one-hot index appended (num_cells floats): PS-id's input;
+    * ``global_state``: each cell's observation gets the world's state s appended, after the id when that is
+      on: every cell's own features (the first ``width`` floats of its observation, cell order) and the
+      shared time feature -- not every cell's whole observation (the 8 neighbour blocks would repeat each
+      cell 9 times). MAPPO's agent-specific global state [o_i, s] for a centralised critic; the actor reads
+      only o_i (policies.sharing.modules.MLPActorCritic ``actor_inputs``);
+    * ``team_reward``: every cell receives the sum of all cells' rewards of the step (MAPPO's shared reward,
+      DyPS §4.4); ``episode_metrics()["return"]`` stays the sum of the world's own rewards.
+    """
+
+    agent_id: bool = False
+    global_state: bool = False
+    team_reward: bool = False
+
+    @classmethod
+    def of(cls, env_config: dict) -> "CellOptions":
+        return cls(*(bool(env_config.get(key)) for key in ("agent_id", "global_state", "team_reward")))
+
+    def size(self, obs_size: int, num_cells: int, width: int) -> int:
+        """Floats of an observation with these options."""
+        return obs_size + num_cells * self.agent_id + (num_cells * width + 1) * self.global_state
+
+
+def extend_cell_observations(observations, agent_id: bool, global_state: bool, width: int,
+                             time_index: int) -> list[np.ndarray]:
+    """[o_i, one-hot i if agent_id, s if global_state] of every cell (cell order); s = every cell's first
+    ``width`` floats (its own features) and the time feature o[time_index] (CellOptions)."""
+    own = np.asarray([np.asarray(o, np.float32).ravel() for o in observations], np.float32)
+    n = len(own)
+    parts = [own]
+    if agent_id:
+        parts.append(np.eye(n, dtype=np.float32))
+    if global_state:
+        state = np.concatenate([own[:, :width].ravel(), own[:1, time_index]])
+        parts.append(np.broadcast_to(state, (n, len(state))))
+    return list(np.concatenate(parts, axis=1)) if len(parts) > 1 else list(own)

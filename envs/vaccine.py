@@ -49,6 +49,11 @@ Parameters and their defaults (envs.vaccine_config, each with its source there):
 1 / gamma = 7 days, tau = 0.05, L = 1,000 m, one outbreak cell with 100 infectious residents, 0.63 doses per
 resident over 120 days, a daily capacity of 2% of a cell's residents, efficacy 0.9.
 
+``episode_metrics()["return"]`` is the sum over cells and days of the rewards (DyPS's group selector learns
+from it). Options for learned methods (env_config keys ``agent_id``, ``global_state``, ``team_reward``;
+envs.ridehailing_grid.CellOptions): PS-id's one-hot cell id, MAPPO's global state (every cell's own six features
+and the day) and team reward; off by default.
+
 Observation (per cell, float32, 55 = 9 x 6 + 1): for the cell and its 8 neighbours in DIRECTIONS order, the
 susceptible, infectious x 10 and recovered shares of residents, the stock in days of vaccination capacity, the
 previous day's new infections per 100 residents, and 1 if the cell has residents (0 for void cells and outside
@@ -64,7 +69,8 @@ import gymnasium as gym
 import numpy as np
 from ray.rllib.env.multi_agent_env import MultiAgentEnv
 
-from envs.ridehailing_grid import DIRECTIONS, CityGrid, cell_id, grid_for, scenario_for
+from envs.ridehailing_grid import (DIRECTIONS, CellOptions, CityGrid, cell_id, extend_cell_observations, grid_for,
+                                   scenario_for)
 from envs.vaccine_config import VaccineConfig
 from rl_cs.config import from_dict, to_dict
 from envs.csc_view import frozen
@@ -73,6 +79,12 @@ CELL_FEATURES = ("susceptible", "infectious_x10", "recovered", "stock_days", "ne
 HOLD, USE = 0, 1
 NUM_ACTIONS = 2 + len(DIRECTIONS)
 OBS_SIZE = (1 + len(DIRECTIONS)) * len(CELL_FEATURES) + 1
+TIME_INDEX = OBS_SIZE - 1
+"""Index of the day / days feature in an observation."""
+ACTION_MASK_LAYOUT = {"first": 2, "start": 2 * len(CELL_FEATURES) - 1, "stride": len(CELL_FEATURES),
+                      "count": len(DIRECTIONS)}
+"""Where ``action_mask`` reads the mask in an observation (as envs.ridehailing.ACTION_MASK_LAYOUT): action
+first + k is allowed iff obs[start + k * stride] > 0.5 (the k-th neighbour has residents); hold and use always."""
 
 
 def env_config(world: VaccineConfig, data_dir: str | None = None, cache_dir: str | None = None) -> dict:
@@ -145,6 +157,9 @@ class VaccineView:
     """(num_cells,) doses in each cell's stock (today's delivery included)."""
     capacity: np.ndarray
     """(num_cells,) most residents each cell can vaccinate today."""
+    last_rewards: np.ndarray | None = None
+    """(num_cells,) each cell's reward of the previous day (the world's own, before any team reward; 0 on the
+    first day): what a learned actor keeping reward histories reads (policies.dyps.actor)."""
 
     def rows(self, agents) -> np.ndarray:
         return np.array([int(agent.rsplit("_", 1)[1]) for agent in agents], dtype=np.int64)
@@ -155,6 +170,8 @@ class VaccineEnv(MultiAgentEnv):
     """See the module docstring for the model, observation, action, reward and metrics."""
 
     metadata = {"render_modes": []}
+    action_mask_layout = ACTION_MASK_LAYOUT
+    """The mask's place in an observation, for learned policies (ACTION_MASK_LAYOUT)."""
 
     def __init__(self, env_config: dict | None = None):
         super().__init__()
@@ -172,10 +189,13 @@ class VaccineEnv(MultiAgentEnv):
         self.possible_agents = [cell_id(i) for i in range(n)]
         self.agents = list(self.possible_agents)
         self._index = {agent: i for i, agent in enumerate(self.possible_agents)}
-        obs_space = gym.spaces.Box(0.0, np.inf, (OBS_SIZE,), np.float32)
+        self.options = CellOptions.of(env_config)
+        obs_space = gym.spaces.Box(0.0, np.inf, (self.options.size(OBS_SIZE, n, len(CELL_FEATURES)),), np.float32)
         act_space = gym.spaces.Discrete(NUM_ACTIONS)
         self.observation_spaces = {a: obs_space for a in self.possible_agents}
         self.action_spaces = {a: act_space for a in self.possible_agents}
+        self._last_rewards = np.zeros(n)
+        self._return = 0.0
         self._neighbour_index = np.concatenate(
             [np.arange(n)[:, None], np.where(grid.neighbour >= 0, grid.neighbour, n)], axis=1)
         self._rng = np.random.default_rng(env_config.get("seed"))
@@ -203,6 +223,8 @@ class VaccineEnv(MultiAgentEnv):
         self._delivered = float(self.delivery.sum())
         self._peak = float(self.I.sum() / self.residents.sum())
         self._invalid = 0
+        self._return = 0.0
+        self._last_rewards = np.zeros(n)
         self._log: list[dict] = []
         self.agents = list(self.possible_agents)
         return self._observe(), {agent: {} for agent in self.possible_agents}
@@ -221,7 +243,14 @@ class VaccineEnv(MultiAgentEnv):
         padded = np.vstack([features, np.zeros((1, len(CELL_FEATURES)))])
         obs = np.concatenate([padded[self._neighbour_index].reshape(n, -1),
                               np.full((n, 1), self.day / self.config.days)], axis=1).astype(np.float32)
+        if self.options.agent_id or self.options.global_state:
+            obs = self.extend_observations(obs, self.options.agent_id, self.options.global_state)
         return dict(zip(self.possible_agents, obs))
+
+    @staticmethod
+    def extend_observations(observations, agent_id: bool, global_state: bool) -> list:
+        """The learned methods' options on the world's own observations (cell order; CellOptions)."""
+        return extend_cell_observations(observations, agent_id, global_state, len(CELL_FEATURES), TIME_INDEX)
 
     # ------------------------------------------------------------------ stepping
     def step(self, action_dict: dict):
@@ -270,6 +299,10 @@ class VaccineEnv(MultiAgentEnv):
         else:
             rewards = averted
         rewards = rewards * c.reward_scale
+        self._last_rewards = rewards
+        self._return += float(rewards.sum())
+        if self.options.team_reward:
+            rewards = np.full(n, float(rewards.sum()))
         obs = self._observe()
         reward_dict = {agent: float(rewards[i]) for i, agent in enumerate(self.possible_agents)}
         infos = {agent: {"new_infections": float(new[i]), "doses_used": float(used[i])}
@@ -283,7 +316,7 @@ class VaccineEnv(MultiAgentEnv):
         return VaccineView(day=self.day, agents=tuple(self.possible_agents), neighbour=self.grid.neighbour,
                            residents=frozen(self.residents), susceptible=frozen(self.S),
                            infectious=frozen(self.I), recovered=frozen(self.R), stock=frozen(self.stock),
-                           capacity=frozen(self.capacity))
+                           capacity=frozen(self.capacity), last_rewards=frozen(self._last_rewards))
 
     def episode_metrics(self) -> dict[str, float]:
         """Infections averted (against the same epidemic without vaccines), infections with and without
@@ -294,7 +327,7 @@ class VaccineEnv(MultiAgentEnv):
                 "averted_share": self._averted / no_vaccine if no_vaccine > 0 else 0.0,
                 "doses_delivered": self._delivered, "doses_used": self._used,
                 "doses_in_stock": float(self.stock.sum()), "immunised": self._immunised,
-                "peak_prevalence": self._peak, "invalid_actions": float(self._invalid)}
+                "peak_prevalence": self._peak, "invalid_actions": float(self._invalid), "return": self._return}
 
     def episode_log(self) -> list[dict]:
         """One record per day: new infections with and without vaccines, doses used and shipped, cells holding,

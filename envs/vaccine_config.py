@@ -76,6 +76,11 @@ class VaccineConfig:
         return self.grid_cols
 
     @property
+    def num_agents(self) -> int:
+        """Agents of the world: one per cell, void cells included."""
+        return self.rows * self.cols
+
+    @property
     def beta(self) -> float:
         """Transmission rate per day: R0 times the daily recovery probability 1 - exp(-gamma), so that in this
         daily model (infectious for 1 / (1 - exp(-gamma)) days on average) one case in a susceptible city causes

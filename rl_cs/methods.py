@@ -14,7 +14,9 @@ _QCOTA_SETTINGS = "policies.qcota.config:QcotaConfig"
 _CSC = ("csc",)
 _SENSING = ("sensing",)
 _DASC_SETTINGS = "policies.dasc_baselines:DASCBaselineSettings"
-_GRID = ("lbf", "rware")
+_GRID = ("lbf", "rware", "ridehailing", "vaccine")
+"""The worlds of DyPS and its parameter-sharing baselines: the package gridworlds and the cell worlds (one agent
+per grid cell; DyPS §4.1's resource allocation scenarios)."""
 _DYPS = "policies.dyps.rllib:dyps_config"
 _DYPS_SETTINGS = "policies.dyps.config:DyPSConfig"
 _SHARING = "policies.sharing.ppo:sharing_config"
@@ -83,8 +85,9 @@ METHODS = (
            "learning", ("dasc",), needs=frozenset({"agents_come_and_go", "global_state"}),
            build="rl_cs.experiment.dasc:rmo_config", build_options={"matching": "greedy"},
            settings="policies.rmo.config:RMOConfig", section="rmo", reward="sparse"),
-    # --- DyPS (paper 002) and its parameter-sharing baselines on the package gridworlds (policies/dyps,
-    # policies/sharing): PPO on MLP actor-critic modules, Table 6 settings in the ``training`` section
+    # --- DyPS (paper 002) and its parameter-sharing baselines on the package gridworlds and the cell worlds
+    # (policies/dyps, policies/sharing): PPO on MLP actor-critic modules (masked where a cell world forbids an
+    # action), Table 6 settings of each world in its ``training`` section
     Method("dyps", "DyPS: M group policies, per-episode groups from VLSTM agent roles x CVAE group roles (Eq. 13), "
            "one-step actor-critic selector, IPPO groups", _GRID, build=_DYPS, settings=_DYPS_SETTINGS, section="dyps"),
     Method("dyps-mappo", "DyPS+MAPPO (Table 4): group policies with a centralised critic on [o_i, s] and the team "

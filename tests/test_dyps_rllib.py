@@ -203,3 +203,46 @@ def test_bad_dyps_settings_exit_2_naming_the_field_and_write_nothing(override, f
 def test_m_equal_to_the_number_of_agents_is_accepted():
     config = load_experiment("rware", None, ["dyps.num_groups=8"])
     assert config.dyps.num_groups == 8
+
+
+def test_evaluation_actor_on_a_cell_world_keeps_the_cells_rewards_as_histories():
+    """On ride-hailing the actor reads each cell's previous-step reward from the world's view (``last_rewards``),
+    so the VLSTM's histories at evaluation carry the rewards the cells earned, as in training."""
+    from envs.ridehailing import RideHailingEnv
+    from policies.dyps.actor import DyPSActor
+    from rl_cs import registry
+
+    config = registry.get_world("ridehailing").load_config(None, ["world.episode_steps=5"])
+    specs = get_method("dyps").build_algorithm(config, {"world": to_dict(config.world)}, 0).rl_module_spec
+    modules = {mid: spec.build() for mid, spec in specs.rl_module_specs.items()}
+    actor = DyPSActor(modules, {"agent_id": False, "global_state": False},
+                      extend=RideHailingEnv.extend_observations)
+    env = RideHailingEnv({"world": to_dict(config.world)})
+    obs, _ = env.reset(seed=1)
+    actor.reset(1)
+    earned, done = [], False
+    while not done:
+        obs, rewards, terminated, _, _ = env.step(actor.act(env.decision_view(), obs))
+        earned.append([rewards[a] for a in env.possible_agents])
+        done = terminated["__all__"]
+    assert set(actor.mapping.values()) <= {f"group_{m}" for m in range(4)}
+    actor.reset(2)  # 5 observations seen, the 4 actions between them and the rewards of those 4 steps
+    for i in range(env.grid.num_cells):
+        obs_seen, actions, history_rewards = actor._history[i]
+        assert (len(obs_seen), len(actions)) == (5, 4)
+        np.testing.assert_allclose(history_rewards, [step[i] for step in earned[:4]], rtol=1e-6)
+    assert len(actor.assign(env.possible_agents)) == env.grid.num_cells
+
+
+def test_role_map_is_the_favoured_group_of_each_agent_over_the_completed_episodes():
+    from policies.dyps.rllib import role_map
+
+    class Episode:
+        def __init__(self, probs, done=True):
+            self.custom_data = {RECORD: {"probs": np.asarray(probs)}}
+            self.is_done = done
+
+    episodes = [Episode([[0.6, 0.4], [0.2, 0.8]]), Episode([[0.3, 0.7], [0.1, 0.9]]),
+                Episode([[0.0, 1.0], [1.0, 0.0]], done=False)]
+    assert role_map(episodes) == [1, 1]  # means (0.45, 0.55) and (0.15, 0.85); the unfinished episode is left out
+    assert role_map(episodes[:1]) == [0, 1] and role_map(episodes[2:]) == []

@@ -79,8 +79,9 @@ def test_drivers_and_orders_are_conserved_and_rewards_add_up_to_gmv(env):
         step_log = [r for r in env.episode_log() if r["step"] == before["t"]]
         served_now = int(((before["state"] == WAITING) & (state == SERVED)).sum())
         assert served_now == len(step_log) == sum(info["served"] for info in infos.values())
-        assert sum(rewards.values()) == pytest.approx(sum(r["fare"] for r in step_log))
-        gmv += sum(rewards.values())
+        scale = env.config.reward_scale
+        assert sum(rewards.values()) == pytest.approx(scale * sum(r["fare"] for r in step_log))
+        gmv += sum(rewards.values()) / scale
         revealed = before["revealed"]
         counts = np.bincount(state[env.o_bin <= before["t"]], minlength=3)
         assert counts.sum() == revealed  # revealed orders are served, lost or (max_wait > 1) still waiting
@@ -91,7 +92,7 @@ def test_drivers_and_orders_are_conserved_and_rewards_add_up_to_gmv(env):
     metrics = env.episode_metrics()
     assert (env.order_state() != WAITING).all()
     assert metrics["served"] + int((env.order_state() == LOST).sum()) == metrics["orders"] == len(env.o_state)
-    assert metrics["gmv"] == pytest.approx(gmv)
+    assert metrics["gmv"] == pytest.approx(gmv) and metrics["return"] == pytest.approx(gmv * env.config.reward_scale)
     assert 0 < metrics["order_response_rate"] <= 1 and 0 < metrics["gmv_share"] <= 1
 
 
@@ -187,8 +188,22 @@ def cli(*args: str) -> int:
      "does not divide the map"),
     (["evaluate", "greedy", "--world", "ridehailing"], "did you mean 'rh-greedy'"),
     (["train", "greedy", "--world", "ridehailing"], "does not run on world 'ridehailing'"),
+    # DyPS's M and SePS's k against the number of cells (36 on Ride-Hailing (1)), before Ray starts
+    (["train", "dyps", "--world", "ridehailing", "--set", "dyps.num_groups=37"],
+     "dyps.num_groups: M = 37 groups is more than the 36 agents"),
+    (["train", "seps", "--world", "ridehailing", "--set", "seps.clusters=37"],
+     "seps.clusters: 37 clusters is more than the 36 agents"),
+    (["train", "dyps", "--world", "ridehailing", "--set", "world.grid_rows=3", "--set", "world.grid_cols=3",
+      "--set", "dyps.num_groups=10"], "dyps.num_groups: M = 10 groups is more than the 9 agents"),
+    (["train", "dyps", "--world", "ridehailing", "--set", "grid={world.size: [rh1, rh2]}"],
+     "grid.world.size: world.size sets the number of agents"),
+    (["train", "ps", "--world", "ridehailing", "--set", "world.reward_scale=0"], "world.reward_scale"),
+    (["train", "dyps", "--world", "ridehailing", "--set", "dyps.return_scale=0"], "dyps.return_scale"),
 ])
 def test_bad_input_exits_2_and_writes_nothing(argv, message, capsys, monkeypatch):
+    from rl_cs.experiment import tune_runner
+
+    monkeypatch.setattr(tune_runner, "start_ray", lambda: pytest.fail("Ray started"))
     monkeypatch.chdir(REPO)
     before = sorted(p.name for p in REPO.iterdir())
     assert cli(*argv) == 2
@@ -211,3 +226,75 @@ def test_train_all_heuristics_and_report(tmp_path, capsys):
     assert cli("report", str(tmp_path / "rh")) == 0
     table = (tmp_path / "rh" / "ridehailing_table.md").read_text()
     assert "rh-greedy" in table and "GMV / best rule-based" in table and "DyPS / best baseline = 1.221" in table
+
+
+# --- learned methods (DyPS, the sharing baselines) -----------------------------------------------------------------
+def test_table6_ride_hailing_column_is_the_default():
+    from rl_cs import registry
+
+    config = registry.get_world("ridehailing").load_config(None, [])
+    t = config.training
+    assert (t.lr, t.gamma, t.clip_param, t.lambda_, t.minibatch_size) == (1e-3, 0.97, 0.2, 0.95, 1024)
+    assert config.dyps.selector_actor_lr == config.dyps.selector_critic_lr == 1e-4
+    assert config.world.num_agents == 36 and config.world.reward_scale == 0.01
+
+
+def test_learned_options_extend_the_observation_and_share_the_reward():
+    plain = RideHailingEnv({})
+    options = RideHailingEnv({"agent_id": True, "global_state": True, "team_reward": True})
+    n, size = plain.grid.num_cells, plain.observation_spaces["cell_0"].shape[0]
+    assert options.observation_spaces["cell_0"].shape == (size + n + n * 5 + 1,)
+    a, _ = plain.reset(seed=2)
+    b, _ = options.reset(seed=2)
+    rng = np.random.default_rng(0)
+    for _ in range(4):
+        for i, agent in enumerate(plain.possible_agents):
+            assert options.observation_spaces[agent].contains(b[agent])
+            np.testing.assert_array_equal(b[agent][:size], a[agent])  # o_i first, unchanged
+            assert b[agent][size + i] == 1 and b[agent][size:size + n].sum() == 1  # one-hot id
+            state = b[agent][size + n:]
+            np.testing.assert_array_equal(state[:-1], np.stack([a[c][:5] for c in plain.possible_agents]).ravel())
+            assert state[-1] == a[agent][45]  # every cell's own five features, then the step
+        actions = {agent: int(rng.choice(np.flatnonzero(action_mask(plain, agent, a[agent]))))
+                   for agent in plain.possible_agents}
+        a, ra, *_ = plain.step(actions)
+        b, rb, *_ = options.step(actions)
+        assert all(rb[agent] == pytest.approx(sum(ra.values())) for agent in rb)  # the team reward
+    assert options.episode_metrics()["return"] == pytest.approx(plain.episode_metrics()["return"])
+    view = plain.decision_view()
+    np.testing.assert_allclose(view.last_rewards, [ra[agent] for agent in plain.possible_agents])
+
+
+def test_action_mask_layout_reads_the_same_mask_as_action_mask(env):
+    from policies.sharing.modules import masked_logits
+    import torch
+
+    obs, _ = env.reset(seed=0)
+    for agent, o in obs.items():
+        logits = masked_logits(torch.zeros(1, 9), torch.as_tensor(o)[None], **env.action_mask_layout)
+        np.testing.assert_array_equal((logits > -1e30).numpy()[0], action_mask(env, agent, o))
+
+
+@pytest.mark.slow
+def test_dyps_and_ps_train_end_to_end_and_report_with_role_maps(tmp_path):
+    """`rl-cs train all` of DyPS and PS on a tiny Ride-Hailing (1) (2 iterations), the rule-based Greedy beside them;
+    every trial scored on the held-out episodes, DyPS's role log in progress.csv, the report's ratio and PNG."""
+    sets = ["experiment.methods=[rh-greedy, dyps, ps]", "experiment.seeds=1", "experiment.iterations=2",
+            "world.episode_steps=6", "training.num_envs_per_env_runner=1", "training.rollout_fragment_length=6",
+            "training.minibatch_size=12", "training.train_batch_size=12", "training.num_epochs=1",
+            "evaluation.episodes=2"]
+    assert cli("train", "all", "--world", "ridehailing", "--results-dir", str(tmp_path), "--name", "rh",
+               *[item for s in sets for item in ("--set", s)]) == 0
+    for method in ("rh-greedy", "dyps", "ps"):
+        heldout = [json.loads(p.read_text()) for p in (tmp_path / "rh" / method).glob("*/heldout.json")]
+        assert len(heldout) == 1 and heldout[0]["gmv"] > 0 and heldout[0]["invalid_actions"] == 0
+    import pandas as pd
+
+    progress = pd.read_csv(next((tmp_path / "rh" / "dyps").glob("*/progress.csv")))
+    roles = progress[[f"learners/dyps/role_{n}" for n in range(36)]].to_numpy()
+    assert roles.shape == (2, 36) and set(np.unique(roles)) <= {0, 1, 2, 3}
+    assert (tmp_path / "rh" / "dyps" / "comparison.csv").is_file()
+    assert cli("report", str(tmp_path / "rh")) == 0
+    table = (tmp_path / "rh" / "ridehailing_table.md").read_text()
+    assert "dyps / best baseline (" in table and "GMV" in table
+    assert (tmp_path / "rh" / "role_maps_dyps.png").stat().st_size > 1000

@@ -149,3 +149,63 @@ def test_actor_applies_the_trained_observation_options_when_the_env_does_not():
     assert set(actions) == set(env.possible_agents) and all(0 <= a < 6 for a in actions.values())
     with_ids = LBFEnv({"world": {"size": "lbf1"}, "agent_id": True}).reset(seed=0)[0]
     assert actor.observations(with_ids) is with_ids  # an env that applies them is passed through
+
+
+# --- the cell worlds (ridehailing, vaccine): masked modules, their observation options, the actor -----------------
+def cell_modules(method: str, world: str, sets=()) -> dict:
+    from rl_cs import registry
+
+    config = registry.get_world(world).load_config(None, list(sets))
+    algorithm = get_method(method).build_algorithm(config, {"world": to_dict(config.world)}, 0)
+    return {module_id: spec.build() for module_id, spec in algorithm.rl_module_spec.rl_module_specs.items()}
+
+
+@pytest.mark.parametrize("world", ["ridehailing", "vaccine"])
+def test_cell_world_modules_never_pick_an_action_the_world_forbids(world):
+    from rl_cs import registry
+
+    spec = registry.get_world(world)
+    env = spec.make_env(spec.load_config(None, []), None)
+    mask = registry.resolve(spec.action_mask)
+    obs, _ = env.reset(seed=0)
+    allowed = np.stack([mask(env, agent, obs[agent]) for agent in env.possible_agents])
+    assert not allowed.all(), "the corner and edge cells of a grid have neighbours outside it"
+    batch = torch.as_tensor(np.stack([obs[agent] for agent in env.possible_agents]))
+    for method in ("ps", "nops", "dyps-mappo"):
+        modules = cell_modules(method, world)
+        module = modules.get("shared") or modules.get("agent_0") or modules["group_0"]
+        assert module.mask_layout == dict(env.action_mask_layout)
+        if method == "dyps-mappo":  # the actor reads o_i of [o_i, s]: the mask is read there too
+            extended = env.extend_observations(list(batch.numpy()), False, True)
+            inputs = torch.as_tensor(np.stack(extended))
+        else:
+            inputs = batch
+        with torch.no_grad():
+            logits = module.forward_inference({Columns.OBS: inputs})[Columns.ACTION_DIST_INPUTS]
+        probs = torch.softmax(logits, -1).numpy()
+        assert (probs[~allowed] == 0).all() and np.allclose(probs.sum(-1), 1)
+        assert (probs[allowed] > 0).all()
+        assert torch.isfinite(torch.distributions.Categorical(logits=logits).entropy()).all()
+    plain = modules_of("ps", "lbf", "lbf1")["shared"]
+    assert plain.mask_layout is None  # lbf: every action always allowed, the module is unchanged
+
+
+@pytest.mark.parametrize("world", ["ridehailing", "vaccine"])
+def test_cell_world_actor_applies_the_worlds_own_options(world):
+    """`rl-cs evaluate` scores a checkpoint on a plain world: the actor extends its observations the world's own
+    way (its compact global state), to exactly what the world gives with the options on."""
+    from policies.sharing.actor import MultiModuleActor
+    from rl_cs import registry
+
+    spec = registry.get_world(world)
+    config = spec.load_config(None, [])
+    env_class = spec.env_class()
+    modules = cell_modules("ps-id", world)
+    actor = MultiModuleActor(modules, shared_mapping, {"agent_id": True, "global_state": True},
+                             extend=env_class.extend_observations)
+    plain = env_class({"world": to_dict(config.world)})
+    options = env_class({"world": to_dict(config.world), "agent_id": True, "global_state": True})
+    obs, _ = plain.reset(seed=3)
+    want, _ = options.reset(seed=3)
+    got = actor.observations(obs)
+    assert all(np.array_equal(got[a], want[a]) for a in plain.possible_agents)

@@ -3,9 +3,9 @@ world it runs on, with one tiny budget per world, asserting behaviour that could
 
 Heuristics: one seeded episode through the evaluation path every method shares; finite metrics, the
 world's action mask honoured, something achieved. Learned methods: one `rl-cs train all` run per RLlib
-world (one iteration each; the tiny CSC world, LBF and RWARE with tiny batches); every trial sampled and
-trained, its losses are finite, its held-out figures exist, a reward-shaping method's learner really rewrote
-the world's reward, and DyPS's selector and SePS's grouping did their part.
+world (one iteration each; the tiny CSC world; LBF, RWARE, ride-hailing and vaccine with tiny batches); every
+trial sampled and trained, its losses are finite, its held-out figures exist, a reward-shaping method's
+learner really rewrote the world's reward, and DyPS's selector and SePS's grouping did their part.
 """
 
 from __future__ import annotations
@@ -83,6 +83,12 @@ LEARNED_BUDGET = {
     "rware": ["training.num_envs_per_env_runner=1", "training.rollout_fragment_length=40", "training.minibatch_size=40",
               "training.train_batch_size=80", "training.num_epochs=1", "experiment.iterations=1",
               "evaluation.episodes=1", "seps.pretraining_steps=40"],
+    "ridehailing": ["training.num_envs_per_env_runner=1", "training.rollout_fragment_length=6",
+                    "training.minibatch_size=12", "training.train_batch_size=12", "training.num_epochs=1",
+                    "experiment.iterations=1", "evaluation.episodes=1", "seps.pretraining_steps=6", "seps.clusters=4"],
+    "vaccine": ["training.num_envs_per_env_runner=1", "training.rollout_fragment_length=20",
+                "training.minibatch_size=20", "training.train_batch_size=20", "training.num_epochs=1",
+                "experiment.iterations=1", "evaluation.episodes=1", "seps.pretraining_steps=20", "seps.clusters=4"],
     "dasc": ["rmo.training.minibatch_size=200", "rmo.training.train_batch_size=400", "rmo.training.num_epochs=1",
              "experiment.iterations=1", "evaluation.episodes=1"],
 }

@@ -162,8 +162,18 @@ def cli(*args: str) -> int:
     (["evaluate", "vaccine-local", "--world", "vaccine", "--set", "world.reward=team"], "world.reward"),
     (["train", "vaccine-local", "--world", "vaccine", "--set", "world.travel_fraction=1"], "world.travel_fraction"),
     (["train", "rh-greedy", "--world", "vaccine"], "does not run on world 'vaccine'"),
+    # DyPS's M and SePS's k against the number of cells, before Ray starts
+    (["train", "dyps", "--world", "vaccine", "--set", "dyps.num_groups=37"],
+     "dyps.num_groups: M = 37 groups is more than the 36 agents"),
+    (["train", "seps", "--world", "vaccine", "--set", "world.grid_rows=2", "--set", "world.grid_cols=2",
+      "--set", "seps.clusters=5"], "seps.clusters: 5 clusters is more than the 4 agents"),
+    (["train", "ps", "--world", "vaccine", "--set", "grid={world.grid_rows: [4, 6]}"],
+     "grid.world.grid_rows: world.grid_rows sets the number of agents"),
 ])
 def test_bad_input_exits_2_and_writes_nothing(argv, message, capsys, monkeypatch):
+    from rl_cs.experiment import tune_runner
+
+    monkeypatch.setattr(tune_runner, "start_ray", lambda: pytest.fail("Ray started"))
     monkeypatch.chdir(REPO)
     before = sorted(p.name for p in REPO.iterdir())
     assert cli(*argv) == 2
@@ -194,3 +204,59 @@ def test_train_all_heuristics_and_report(tmp_path):
     assert cli("report", str(tmp_path / "vx")) == 0
     table = (tmp_path / "vx" / "vaccine_table.md").read_text()
     assert "vaccine-hotspot" in table and "/ vaccine-local" in table
+
+
+# --- learned methods (DyPS, the sharing baselines) -----------------------------------------------------------------
+def test_table6_medical_column_is_the_default():
+    from rl_cs import registry
+
+    config = registry.get_world("vaccine").load_config(None, [])
+    t = config.training
+    assert (t.lr, t.gamma, t.clip_param, t.lambda_, t.minibatch_size) == (1e-4, 0.99, 0.2, 0.95, 512)
+    assert config.dyps.selector_actor_lr == config.dyps.selector_critic_lr == 1e-5
+    assert config.world.num_agents == 36
+
+
+def test_learned_options_extend_the_observation_and_share_the_reward():
+    world = {"days": 15}
+    plain = VaccineEnv({"world": world})
+    options = VaccineEnv({"world": world, "agent_id": True, "global_state": True, "team_reward": True})
+    n, size = plain.grid.num_cells, plain.observation_spaces["cell_0"].shape[0]
+    assert options.observation_spaces["cell_0"].shape == (size + n + n * 6 + 1,)
+    choose = _random(plain, 1)
+    a, _ = plain.reset(seed=4)
+    b, _ = options.reset(seed=4)
+    for _ in range(15):
+        for i, agent in enumerate(plain.possible_agents):
+            assert options.observation_spaces[agent].contains(b[agent])
+            np.testing.assert_array_equal(b[agent][:size], a[agent])
+            assert b[agent][size + i] == 1 and b[agent][size:size + n].sum() == 1
+            state = b[agent][size + n:]
+            np.testing.assert_array_equal(state[:-1], np.stack([a[c][:6] for c in plain.possible_agents]).ravel())
+            assert state[-1] == a[agent][-1]
+        actions = choose(a)
+        a, ra, *_ = plain.step(actions)
+        b, rb, *_ = options.step(actions)
+        assert all(rb[agent] == pytest.approx(sum(ra.values())) for agent in rb)
+    metrics = plain.episode_metrics()
+    assert metrics["return"] == pytest.approx(metrics["infections_averted"] * plain.config.reward_scale)
+    assert options.episode_metrics()["return"] == pytest.approx(metrics["return"])
+
+
+@pytest.mark.slow
+def test_dyps_and_nops_train_end_to_end(tmp_path):
+    """`rl-cs train all` of DyPS and NoPS on a tiny vaccine world (one iteration), scored on the held-out episodes
+    next to vaccine-local, and reported with DyPS's ratio to the best other method."""
+    sets = ["experiment.methods=[vaccine-local, dyps, nops]", "experiment.seeds=1", "experiment.iterations=1",
+            "world.days=20", "training.num_envs_per_env_runner=1", "training.rollout_fragment_length=20",
+            "training.minibatch_size=20", "training.train_batch_size=20", "training.num_epochs=1",
+            "evaluation.episodes=1"]
+    assert cli("train", "all", "--world", "vaccine", "--results-dir", str(tmp_path), "--name", "vx",
+               *[item for s in sets for item in ("--set", s)]) == 0
+    for method in ("dyps", "nops"):
+        heldout = [json.loads(p.read_text()) for p in (tmp_path / "vx" / method).glob("*/heldout.json")]
+        assert len(heldout) == 1 and math.isfinite(heldout[0]["infections_averted"])
+        assert heldout[0]["invalid_actions"] == 0
+        assert (tmp_path / "vx" / method / "comparison.csv").is_file()
+    assert cli("report", str(tmp_path / "vx")) == 0
+    assert "dyps / best baseline (" in (tmp_path / "vx" / "vaccine_table.md").read_text()

@@ -4,9 +4,10 @@ in this evaluation stream (zeros in the first), z_m from the CVAE, g_n ~ P[n] (s
 or argmax_m P[n, m] when evaluating deterministically. The mapping is fixed for the episode.
 
 The histories are the actor's own record of what it saw: each step's observation and chosen action, and the
-per-agent rewards of the previous step that the package gridworlds leave on their decision view
-(``rlcs_last_rewards``, envs.gridworld; 0 where a world does not). The episode's final observation and
-rewards come after the last ``act`` call and are not seen: the history ends one step early.
+per-agent rewards of the previous step that the worlds leave on their decision view (the package gridworlds'
+``rlcs_last_rewards``, envs.gridworld; the cell worlds' ``last_rewards``, envs.ridehailing / envs.vaccine; 0
+where a world does neither). The episode's final observation and rewards come after the last ``act`` call and
+are not seen: the history ends one step early.
 """
 
 from __future__ import annotations
@@ -21,10 +22,10 @@ from policies.sharing.schemes import agent_index, group_module
 class DyPSActor(MultiModuleActor):
     """``modules``: the checkpoint's modules (``group_<m>`` and ``dyps``); ``options``: the world options."""
 
-    def __init__(self, modules: dict, options: dict, name: str = "dyps", deterministic: bool = False):
+    def __init__(self, modules: dict, options: dict, name: str = "dyps", deterministic: bool = False, **kwargs):
         self.selector = modules[DYPS]
         policies = {mid: module for mid, module in modules.items() if mid != DYPS}
-        super().__init__(policies, None, options, name=name, deterministic=deterministic)
+        super().__init__(policies, None, options, name=name, deterministic=deterministic, **kwargs)
         self._history: dict[int, tuple] = {}
         self._current: dict[int, dict] = {}
         self.record: dict | None = None
@@ -46,6 +47,8 @@ class DyPSActor(MultiModuleActor):
     def act(self, view, obs: dict) -> dict:
         actions = super().act(view, obs)
         rewards = getattr(view, "rlcs_last_rewards", None)
+        if rewards is None:
+            rewards = getattr(view, "last_rewards", None)
         for agent, action in actions.items():
             i = agent_index(agent)
             steps = self._current.setdefault(i, {"obs": [], "actions": [], "rewards": []})

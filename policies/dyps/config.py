@@ -61,6 +61,10 @@ class DyPSConfig:
     the VLSTM's training sequences."""
     representation_batch: int = 256
     """(state, action) pairs per CVAE step and agent-steps per VLSTM step (Table 6's batch size, 256)."""
+    return_scale: float = 1.0
+    """The group selector's one-step reward is R x return_scale, R the episode's reward summed over all agents
+    (§3.3; 1: R as is, the LBF / RWARE setting). Not in the paper; a world whose R runs to hundreds sets it so
+    that R x return_scale is of the order its critic can reach at Table 6's learning rate."""
     representation_steps: int = 4
     """ELBO steps of the VLSTM and of the CVAE per training iteration, each on a fresh random batch of the
     iteration's trajectories (not in the paper, which updates both once per episode)."""
@@ -82,6 +86,8 @@ class DyPSConfig:
         for name in ("cvae_hidden", "cvae_latent", "vlstm_hidden", "vlstm_mlp_hidden", "vlstm_latent",
                      "history_steps", "representation_batch", "representation_steps"):
             require(getattr(self, name) >= 1, f"{where}.{name}", f"must be >= 1, got {getattr(self, name)}")
+        require(math.isfinite(self.return_scale) and self.return_scale > 0, f"{where}.return_scale",
+                f"must be a finite number > 0, got {self.return_scale}", "1 uses the episode's reward as is")
         for name in ("cvae_kl_weight", "vlstm_kl_weight", "selector_entropy_coeff"):
             value = getattr(self, name)
             require(math.isfinite(value) and value >= 0, f"{where}.{name}",

@@ -25,8 +25,9 @@ One episode (Alg. 1 lines 3-13), on an env runner (DyPSCallbacks):
 One training iteration (Alg. 1 lines 14-18), on the learner (DyPSLearner), before PPO's minibatch loop:
 
 1. the selector, one step per completed episode (line 14): the one-step actor-critic of
-   policies.dyps.selector on (state (I_n, h_n, z_m) as drawn, action g, reward R), actor and critic with
-   their own Adam (Table 6: 1e-5 each on LBF / RWARE);
+   policies.dyps.selector on (state (I_n, h_n, z_m) as drawn, action g, reward R x ``return_scale``), actor
+   and critic with their own Adam (Table 6: 1e-5 each on LBF / RWARE); the group each agent was favoured for
+   in the iteration's episodes is logged (``role_<n>``: the role maps of Fig. 6b);
 2. the VLSTM by its ELBO (Eq. 12; line 16) and 3. the CVAE by its ELBO (Eq. 4; line 17), each
    ``representation_steps`` Adam steps on random windows / (group, state, action) pairs of the iteration's
    trajectories, the group of a pair being the group its agent was assigned;
@@ -57,6 +58,9 @@ DYPS = "dyps"
 """Module id of the selector / representation module."""
 RECORD = "dyps"
 """Key of the episode's selection record in ``episode.custom_data`` (roles, group roles, P, return)."""
+ROLE = "role_"
+"""Learner metric ``dyps/role_<n>``: the group the selector favoured for agent n in the iteration's episodes
+(role_map; progress.csv column ``learners/dyps/role_<n>``): DyPS Fig. 6b's role maps over training."""
 
 
 class DyPSRLModule(TorchRLModule):
@@ -174,6 +178,16 @@ class DyPSCallbacks(SharingCallbacks):
                                      window=EPISODE_WINDOW)
 
 
+def role_map(episodes) -> list[int]:
+    """The group the selector favoured for each agent over ``episodes``: argmax_m of P[n, m] averaged over the
+    completed episodes' selection records (as drawn at their start); [] when none completed."""
+    probs = [np.asarray(e.custom_data[RECORD]["probs"]) for e in episodes
+             if e.is_done and e.custom_data.get(RECORD) is not None]
+    if not probs:
+        return []
+    return np.mean(probs, axis=0).argmax(-1).tolist()
+
+
 class CollectEpisodes(ConnectorV2):
     """First learner-connector piece: hands the iteration's episodes to DyPSLearner.dyps_update (selector,
     VLSTM, CVAE) before PPO's batch is built; the batch passes unchanged."""
@@ -238,7 +252,8 @@ class DyPSLearner(PPOTorchLearner):
             logits = modules.selector.logits(roles, group_roles)
             values = modules.selector.value(roles, group_roles)
             loss = one_step_actor_critic_loss(logits, torch.as_tensor(record["groups"]),
-                                              torch.tensor(record["return"]), values, cfg.selector_entropy_coeff)
+                                              torch.tensor(record["return"] * cfg.return_scale), values,
+                                              cfg.selector_entropy_coeff)
             for part in ("actor", "critic"):
                 optimizer = self.get_optimizer(DYPS, f"selector_{part}")
                 optimizer.zero_grad(set_to_none=True)
@@ -271,6 +286,8 @@ class DyPSLearner(PPOTorchLearner):
                 self._step("cvae", loss)
                 metrics.setdefault("cvae_elbo", []).append(-loss.item())
         metrics.setdefault("selector_updates", []).append(float(len(metrics.get("selector_actor_loss", []))))
+        for agent, group in enumerate(role_map(episodes)):
+            metrics[f"{ROLE}{agent}"] = [float(group)]
         for key, values in metrics.items():
             self.metrics.log_value((DYPS, key), float(np.mean(values)) if key != "selector_updates" else values[0],
                                    window=1)

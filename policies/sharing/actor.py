@@ -14,7 +14,8 @@ module is built and filled from ``policy_weights.pt`` (keys ``<module id>/<param
   trained selector, as in training.
 
 The world's observation options the method trained with (PS-id's agent id, MAPPO's global state: the
-trial's env_config) are applied here when the evaluated env does not apply them itself.
+trial's env_config) are applied here, the world's own way (its env class's ``extend_observations``, else the
+package gridworlds'), when the evaluated env does not apply them itself.
 """
 
 from __future__ import annotations
@@ -38,8 +39,12 @@ OPTIONS = ("agent_id", "global_state")
 class MultiModuleActor:
     """Acts for every agent through its module (``mapping``: agent id -> module id, fixed per episode)."""
 
-    def __init__(self, modules: dict, mapping, options: dict, name: str = "trained", deterministic: bool = False):
+    def __init__(self, modules: dict, mapping, options: dict, name: str = "trained", deterministic: bool = False,
+                 extend=extend_observations):
         self.modules, self.options, self.name, self.deterministic = modules, options, name, deterministic
+        self.extend = extend
+        """(observations in agent order, agent_id, global_state) -> extended observations: the world's own
+        (envs.gridworld.extend_observations; the cell worlds' env class ``extend_observations``)."""
         self._mapping = mapping
         self.mapping: dict | None = None
         self.generator = torch.Generator()
@@ -60,8 +65,8 @@ class MultiModuleActor:
         if not any(self.options.get(key) for key in OPTIONS) or len(np.asarray(obs[agents[0]]).ravel()) == wanted:
             return obs
         ordered = sorted(agents, key=agent_index)
-        extended = extend_observations([obs[a] for a in ordered], bool(self.options.get("agent_id")),
-                                       bool(self.options.get("global_state")))
+        extended = self.extend([obs[a] for a in ordered], bool(self.options.get("agent_id")),
+                               bool(self.options.get("global_state")))
         return dict(zip(ordered, extended))
 
     def act(self, view, obs: dict) -> dict:
@@ -149,10 +154,11 @@ def load_checkpoint_actor(checkpoint: Path, world: str, deterministic: bool = Fa
     method, config, env_config, modules = load_modules(checkpoint, world)
     options = {key: bool(env_config.get(key)) for key in OPTIONS}
     name = f"{method.name} ({Path(checkpoint).name})"
+    extend = getattr(registry.get_world(world).env_class(), "extend_observations", extend_observations)
     if DYPS in modules:
         from policies.dyps.actor import DyPSActor
 
-        return DyPSActor(modules, options, name=name, deterministic=deterministic)
+        return DyPSActor(modules, options, name=name, deterministic=deterministic, extend=extend)
     policies = {mid: module for mid, module in modules.items() if mid != SEPS and hasattr(module, "pi")}
     if SEPS in modules:
         groups = modules[SEPS].groups()
@@ -164,7 +170,7 @@ def load_checkpoint_actor(checkpoint: Path, world: str, deterministic: bool = Fa
 
         def mapping(agent):
             return algorithm.policy_mapping_fn(agent, None)
-    return MultiModuleActor(policies, mapping, options, name=name, deterministic=deterministic)
+    return MultiModuleActor(policies, mapping, options, name=name, deterministic=deterministic, extend=extend)
 
 
 def experiment_method(checkpoint: Path) -> str | None:

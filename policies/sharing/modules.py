@@ -1,6 +1,6 @@
-"""The policy networks of the parameter-sharing methods on the package gridworlds (lbf, rware): one small
-MLP actor-critic per module; the methods differ only in how many modules there are and which agent maps to
-which (policies.sharing.schemes), never in the network.
+"""The policy networks of the parameter-sharing methods on the package gridworlds (lbf, rware) and the cell
+worlds (ridehailing, vaccine): one small MLP actor-critic per module; the methods differ only in how many
+modules there are and which agent maps to which (policies.sharing.schemes), never in the network.
 
 ``MLPActorCritic`` (model_config):
 
@@ -9,7 +9,12 @@ which (policies.sharing.schemes), never in the network.
 * ``actor_inputs``: the actor reads the first ``actor_inputs`` floats of the observation (None: all). With
   the world's ``global_state`` option the observation is [o_i, s] and the actor reads o_i only, the critic
   both (MAPPO's agent-specific global state);
-* the critic reads the whole observation.
+* the critic reads the whole observation;
+* ``action_mask``: None (every action allowed: lbf, rware), or where the observation says which actions are
+  allowed (the cell worlds' ``action_mask_layout``: ``first``, ``start``, ``stride``, ``count``): action
+  ``first + k`` is allowed iff obs[start + k * stride] > 0.5, every other action always. The logits of the
+  forbidden actions are set to the float minimum (RLlib's action-masking recipe), so they are never sampled
+  nor chosen by argmax and carry no probability in PPO's ratio, entropy or KL.
 
 PSA's shared critic (``SharedCritic``) is a module of its own in the MultiRLModule (trained, checkpointed
 once); the PSA learner hands each agent's module a reference to it (``attach_shared_critic``), which is
@@ -46,14 +51,20 @@ class MLPActorCritic(TorchRLModule, ValueFunctionAPI):
         self.actor_inputs = int(self.model_config.get("actor_inputs") or obs_dim)
         self.pi = mlp([self.actor_inputs, *hidden, int(self.action_space.n)])
         self.vf = mlp([obs_dim, *hidden, 1])
+        layout = self.model_config.get("action_mask")
+        self.mask_layout = None if not layout else {key: int(layout[key])
+                                                    for key in ("first", "start", "stride", "count")}
 
     def attach_shared_critic(self, critic: "SharedCritic") -> None:
         """PSA: V(o) becomes (V_i(o) + V_shared(o_i)) / 2; the reference is not a sub-module."""
         self.__dict__["_shared_critic"] = critic
 
     def _forward(self, batch, **kwargs):
-        obs = batch[Columns.OBS][..., : self.actor_inputs]
-        return {Columns.ACTION_DIST_INPUTS: self.pi(obs.float())}
+        obs = batch[Columns.OBS][..., : self.actor_inputs].float()
+        logits = self.pi(obs)
+        if self.mask_layout is not None:
+            logits = masked_logits(logits, obs, **self.mask_layout)
+        return {Columns.ACTION_DIST_INPUTS: logits}
 
     def compute_values(self, batch, embeddings=None):
         obs = batch[Columns.OBS].float()
@@ -80,6 +91,16 @@ class SharedCritic(TorchRLModule, ValueFunctionAPI):
 
     def compute_values(self, batch, embeddings=None):
         return self.value(batch[Columns.OBS][..., : self.actor_inputs])
+
+
+def masked_logits(logits: torch.Tensor, obs: torch.Tensor, first: int, start: int, stride: int,
+                  count: int) -> torch.Tensor:
+    """``logits`` with the actions the observation forbids (module docstring, ``action_mask``) at the float
+    minimum."""
+    flags = obs[..., start: start + stride * (count - 1) + 1: stride] > 0.5
+    allowed = torch.ones_like(logits, dtype=torch.bool)
+    allowed[..., first: first + count] = flags
+    return torch.where(allowed, logits, torch.full_like(logits, torch.finfo(logits.dtype).min))
 
 
 def count_parameters(module: nn.Module) -> int:

@@ -1,10 +1,11 @@
-"""Typed gridworld experiment config -> RLlib PPOConfig (new API stack) for every parameter-sharing method on
-lbf and rware: the methods differ in their policy modules and agent -> module mapping (schemes.py), in the
-world's observation options (PS-id's agent id, MAPPO's global state) and, for PSA, SePS and DyPS, in a
-helper module and learner; sampling, PPO settings (the ``training`` section: Table 6 defaults), metrics and
-fault tolerance are shared with CSC's builder (rl_cs.experiment.ppo).
+"""Typed experiment config -> RLlib PPOConfig (new API stack) for every parameter-sharing method on the package
+gridworlds (lbf, rware) and the cell worlds (ridehailing, vaccine): the methods differ in their policy modules
+and agent -> module mapping (schemes.py), in the world's observation options (PS-id's agent id, MAPPO's global
+state) and, for PSA, SePS and DyPS, in a helper module and learner; sampling, PPO settings (the ``training``
+section: Table 6 defaults), metrics and fault tolerance are shared with CSC's builder (rl_cs.experiment.ppo).
 
-Every policy module is an MLPActorCritic (``model.hidden``); all spaces are given explicitly (a group
+Every policy module is an MLPActorCritic (``model.hidden``), masking the actions the world forbids where its
+observation says which (the cell worlds' ``action_mask_layout``); all spaces are given explicitly (a group
 module no agent maps to at space-inference time would otherwise have none). Every checkpoint gets
 ``policy_weights.pt``: the state of every module of the MultiRLModule, keys ``<module id>/<parameter>``
 (read back by policies.sharing.actor with ``torch.load(weights_only=True)``).
@@ -71,13 +72,38 @@ def save_all_weights_with_checkpoints(algorithm) -> None:
     algorithm._rlcs_saves_weights = True
 
 
-def world_spaces(config, options: dict) -> tuple:
-    """(observation space, action space, number of agents) of the experiment's world with ``options``."""
+def world_env(config, options: dict):
+    """The experiment's world with ``options`` (on its generated data: the spaces do not depend on a data folder),
+    built once per process and (world, options): the builders ask for it several times."""
+    import json
+
     from rl_cs.registry import get_world
 
-    env = get_world(type(config).world_name).env_class()({"world": to_dict(config.world), **options})
+    world = to_dict(config.world)
+    key = (type(config).world_name, json.dumps(world, sort_keys=True, default=str),
+           json.dumps(options, sort_keys=True, default=str))
+    if key not in _WORLD_ENVS:
+        if len(_WORLD_ENVS) >= 8:
+            _WORLD_ENVS.clear()
+        _WORLD_ENVS[key] = get_world(type(config).world_name).env_class()({"world": world, **options})
+    return _WORLD_ENVS[key]
+
+
+_WORLD_ENVS: dict = {}
+
+
+def world_spaces(config, options: dict) -> tuple:
+    """(observation space, action space, number of agents) of the experiment's world with ``options``."""
+    env = world_env(config, options)
     agent = env.possible_agents[0]
     return env.observation_spaces[agent], env.action_spaces[agent], len(env.possible_agents)
+
+
+def action_mask_layout(config) -> dict | None:
+    """Where the world's observation holds its action mask (the env class's ``action_mask_layout``: the cell
+    worlds), None for a world whose every action is always allowed (lbf, rware)."""
+    layout = getattr(world_env(config, {}), "action_mask_layout", None)
+    return dict(layout) if layout else None
 
 
 def raw_observation_size(config) -> int:
@@ -87,7 +113,8 @@ def raw_observation_size(config) -> int:
 
 def policy_spec(config, observation_space, action_space, actor_inputs: int | None = None) -> RLModuleSpec:
     return RLModuleSpec(module_class=MLPActorCritic, observation_space=observation_space, action_space=action_space,
-                        model_config={"hidden": list(config.model.hidden), "actor_inputs": actor_inputs})
+                        model_config={"hidden": list(config.model.hidden), "actor_inputs": actor_inputs,
+                                      "action_mask": action_mask_layout(config)})
 
 
 def gridworld_ppo(config, env_config: dict, seed, *, scheme: str, num_groups: int = 1, env_options: dict | None = None,
@@ -114,6 +141,7 @@ def gridworld_ppo(config, env_config: dict, seed, *, scheme: str, num_groups: in
         .learners(num_learners=t.num_learners, num_gpus_per_learner=t.num_gpus_per_learner)
         .training(lr=t.lr, gamma=t.gamma, lambda_=t.lambda_, clip_param=t.clip_param,
                   entropy_coeff=t.entropy_coeff, vf_loss_coeff=t.vf_loss_coeff,
+                  vf_clip_param=getattr(t, "vf_clip_param", 10.0),
                   train_batch_size_per_learner=t.train_batch_size, minibatch_size=t.minibatch_size,
                   num_epochs=t.num_epochs)
         .fault_tolerance(restart_failed_env_runners=True, max_num_env_runner_restarts=MAX_ENV_RUNNER_RESTARTS,

@@ -8,10 +8,14 @@ size 256 as PPO's minibatch), and ``model`` is the MLP of every policy module (p
 not CSC's attention network. Every method (DyPS and each baseline) trains its policies with these same
 settings. Method sections (``dyps``, ``seps``) come from the registry; M and SePS's cluster count are
 checked against the world's number of agents here, before Ray starts.
+
+``sharing_world_class`` builds these classes; the cell worlds (rl_cs.experiment.ridehailing_config,
+vaccine_config) use it too, with their own Table 6 column as subclasses of GridworldTraining and DyPSConfig.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -48,6 +52,15 @@ class GridworldTraining(TrainingSettings):
     """Vectorised worlds per env runner."""
     rollout_fragment_length: int = 50
     """Env steps per sampling call and env (LBF's episode length)."""
+    vf_clip_param: float = 10.0
+    """PPO's value loss is min((V - target)^2, vf_clip_param), so a target further than its square root from V
+    gives no gradient (not in Table 6; RLlib's default 10 here; the cell worlds, whose returns are larger,
+    raise it)."""
+
+    def validate(self, where: str) -> None:
+        super().validate(where)
+        require(math.isfinite(self.vf_clip_param) and self.vf_clip_param > 0, f"{where}.vf_clip_param",
+                f"must be a finite number > 0, got {self.vf_clip_param}", "RLlib's default is 10")
 
 
 @dataclass(frozen=True)
@@ -63,16 +76,21 @@ class GridworldModel:
                 f"must be 1 to 4 widths in [1, 1024], got {self.hidden!r}", "e.g. [64, 64]")
 
 
-def _here(cls: type) -> type:
-    """Pickle by reference from this module (Ray ships configs to trials)."""
-    cls.__module__ = __name__
-    return cls
+def sharing_world_class(world: str, config: type, name: str, module: str = __name__,
+                        training: type = GridworldTraining, sections: dict | None = None,
+                        sizing: tuple[str, ...] = ("world.size",)) -> type:
+    """experiment_config_class's class for a world DyPS and the sharing baselines run on, with the gridworld
+    ``training`` (or its per-world subclass: another Table 6 column) and ``model`` sections, ``sections``
+    (name -> settings class: a method section with per-world defaults, e.g. another Table 6 column of
+    ``dyps``) and a validate() that also checks the method sections against the world's number of agents
+    (``world.num_agents``) and refuses a grid over the world fields that set it (``sizing``). ``module``: the
+    module the class is bound in at top level (pickled by reference from there: Ray ships configs to trials)."""
 
+    def here(cls: type) -> type:
+        cls.__module__ = module
+        return cls
 
-def _world_class(world: str, config: type, name: str) -> type:
-    """experiment_config_class's class for ``world`` with the gridworld ``training`` and ``model`` sections and
-    a validate() that also checks the method sections against the world's number of agents."""
-    base = _here(experiment_config_class(world, config, f"_{name}Base"))
+    base = here(experiment_config_class(world, config, f"_{name}Base"))
 
     def validate(self, where: str):
         base.validate(self, where)
@@ -81,20 +99,20 @@ def _world_class(world: str, config: type, name: str) -> type:
             self.dyps.validate(f"{where}: dyps", agents)
         if hasattr(self, "seps"):
             self.seps.validate(f"{where}: seps", agents)
-        require("world.size" not in self.grid, f"{where}: grid.world.size",
-                "the size sets the number of agents, hence the policy modules: one size per experiment",
-                "run one experiment per size")
+        for key in sizing:
+            require(key not in self.grid, f"{where}: grid.{key}",
+                    f"{key} sets the number of agents, hence the policy modules: one value per experiment",
+                    f"run one experiment per {key}")
         return self
 
-    namespace = {"__annotations__": {"training": GridworldTraining, "model": GridworldModel},
-                 "training": field(default_factory=GridworldTraining),
-                 "model": field(default_factory=GridworldModel),
-                 "validate": validate, "__doc__": base.__doc__}
-    return _here(dataclass(frozen=True)(type(name, (base,), namespace)))
+    annotations = {"training": training, "model": GridworldModel, **(sections or {})}
+    namespace = {"__annotations__": annotations, "validate": validate, "__doc__": base.__doc__,
+                 **{key: field(default_factory=cls) for key, cls in annotations.items()}}
+    return here(dataclass(frozen=True)(type(name, (base,), namespace)))
 
 
-LBFExperimentConfig = _world_class("lbf", LBFConfig, "LBFExperimentConfig")
-RWAREExperimentConfig = _world_class("rware", RWAREConfig, "RWAREExperimentConfig")
+LBFExperimentConfig = sharing_world_class("lbf", LBFConfig, "LBFExperimentConfig")
+RWAREExperimentConfig = sharing_world_class("rware", RWAREConfig, "RWAREExperimentConfig")
 
 CONFIGS = {"lbf": LBFExperimentConfig, "rware": RWAREExperimentConfig}
 QUICK = {"lbf": REPOSITORY / "tune_configs" / "lbf_quick.yaml",

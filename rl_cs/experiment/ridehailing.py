@@ -1,15 +1,18 @@
 """`rl-cs train | evaluate | bench | check --world ridehailing`: order dispatch over a city grid (DyPS, paper 002).
 
 train and evaluate are the shared RLlib commands (rl_cs.experiment.rllib_commands): heuristics (the paper's
-rule-based Greedy and Nearest of Table 7, policies.ridehailing_baselines) run as Tune trials today, learned
-methods (DyPS and the parameter-sharing baselines) will train through the same path once registered for this
-world. The held-out comparison is with ``rh-greedy``. ``bench`` measures raw env steps per second (random
-allowed actions, and the Greedy planner's loop) and RLlib's sampling of the world.
+rule-based Greedy and Nearest of Table 7, policies.ridehailing_baselines) run as Tune trials, and the learned
+methods (DyPS, its ablations and the parameter-sharing baselines NoPS, PS, PS-id, PSA, SePS; rl_cs.methods)
+train with PPO through the same path, one trial per seed, and are scored on the same held-out episodes. Trained
+policies act through several modules (one per cell, group or a shared one): policies.sharing.actor rebuilds them
+from the checkpoint's weights. The held-out comparison is with ``rh-greedy``. ``bench`` measures raw env steps per
+second (random allowed actions, and the Greedy planner's loop) and RLlib's sampling of the world.
 """
 
 from __future__ import annotations
 
 import time
+from functools import partial
 
 import numpy as np
 import pandas as pd
@@ -27,8 +30,15 @@ def _source(env: RideHailingEnv) -> str:
             f"{c.episode_steps} steps of {c.step_minutes:g} min")
 
 
+def load_actor(world: str, policy: str, deterministic: bool):
+    """A heuristic of ``world`` by name, or a trained sharing method's multi-module actor from a checkpoint."""
+    from policies.sharing.actor import load_actor as load_sharing_actor
+
+    return load_sharing_actor(policy, deterministic, world=world)
+
+
 RIDEHAILING = RLlibWorld(name="ridehailing", env_class=RideHailingEnv, env_config=env_config, baseline="rh-greedy",
-                         source=_source)
+                         source=_source, load_actor=partial(load_actor, "ridehailing"))
 
 
 def train(args) -> int:

@@ -2,16 +2,19 @@
 metapopulation SIR model (DyPS's Medical scenario, paper 002; envs.vaccine states the model).
 
 train and evaluate are the shared RLlib commands (rl_cs.experiment.rllib_commands): heuristics
-(policies.vaccine_baselines) run as Tune trials today, learned methods will train through the same path once
-registered for this world. The held-out comparison is with ``vaccine-local`` (each cell uses its own doses).
-``bench`` measures raw env steps (days) per second and RLlib's sampling of the world.
+(policies.vaccine_baselines) run as Tune trials, and the learned methods (DyPS, its ablations and the
+parameter-sharing baselines; rl_cs.methods) train with PPO through the same path and act, when scored, through
+their several modules (policies.sharing.actor). The held-out comparison is with ``vaccine-local`` (each cell uses
+its own doses). ``bench`` measures raw env steps (days) per second and RLlib's sampling of the world.
 """
 
 from __future__ import annotations
 
+from functools import partial
+
 from envs.vaccine import VaccineEnv, action_mask, env_config
 from rl_cs.experiment import rllib_commands
-from rl_cs.experiment.ridehailing import bench_world
+from rl_cs.experiment.ridehailing import bench_world, load_actor
 from rl_cs.experiment.rllib_commands import RLlibWorld
 
 
@@ -22,7 +25,7 @@ def _source(env: VaccineEnv) -> str:
 
 
 VACCINE = RLlibWorld(name="vaccine", env_class=VaccineEnv, env_config=env_config, baseline="vaccine-local",
-                     source=_source)
+                     source=_source, load_actor=partial(load_actor, "vaccine"))
 
 
 def train(args) -> int:

@@ -1,7 +1,10 @@
 """`rl-cs report` for the ride-hailing world: GMV and order response rate (mean ± std over seeds) per method, and
 each method's GMV over the best rule-based baseline's at the same world (the comparison to make: our request
-file is far smaller than the paper's, so absolute GMV is not comparable), beside DyPS Table 2 and Table 7
-(paper 002).
+file is far smaller than the paper's, so absolute GMV is not comparable), DyPS's GMV and ORR over the best
+baseline's (every other method run: the learned sharing baselines and the rule-based ones; the paper's Table 2
+gives +22% GMV on Ride-Hailing (1)), beside DyPS Table 2 and Table 7 (paper 002). For each DyPS run with the
+selector's role log (learners/dyps/role_<n> in progress.csv: the group favoured for each cell), a PNG of the
+grid's role maps early, midway and late in training, one row per seed (Fig. 6b): role_maps_<method>.png.
 
 Reads what `rl-cs train --world ridehailing` writes: one experiment folder or a `train all` folder of them (an
 experiment.json each), every Tune trial folder (params.json) one (method, seed). A trial's value is its held-out
@@ -17,7 +20,9 @@ from pathlib import Path
 
 import pandas as pd
 
+from envs.ridehailing_config import RideHailingConfig
 from rl_cs.atomic import write_atomically
+from rl_cs.config import from_dict
 from rl_cs.errors import InputError, require
 from rl_cs.report.csc import _read_json, output_folder
 from rl_cs.report.dispatch import find_metadata, read_metadata
@@ -32,6 +37,8 @@ PAPER = {
 RULE_BASED = ("rh-greedy", "rh-nearest")
 """The paper's rule-based baselines here (Table 7): the reference of the GMV ratio."""
 RERUN = "it is written by `rl-cs train`; rerun the experiment"
+ROLE_COLUMN = "learners/dyps/role_"
+"""progress.csv columns of DyPS's role log (policies.dyps.rllib.ROLE)."""
 
 
 def trial_values(results: Path, world: str, metrics: list[str]) -> pd.DataFrame:
@@ -78,6 +85,82 @@ def summarise(values: pd.DataFrame, metrics: list[str]) -> pd.DataFrame:
     return table
 
 
+def best_baseline_ratios(table: pd.DataFrame) -> list[str]:
+    """Per size: DyPS (each dyps* method) over the best other method by mean GMV, GMV and ORR."""
+    lines = []
+    for size, rows in table.groupby("size", sort=False):
+        others = rows[~rows.method.str.startswith("dyps")]
+        if others.empty:
+            continue
+        best = others.loc[others.gmv.idxmax()]
+        for row in rows[rows.method.str.startswith("dyps")].itertuples():
+            lines.append(f"{row.method} / best baseline ({best.method}), {size or 'this world'}: GMV "
+                         f"{row.gmv / best.gmv:.3f} ({(row.gmv / best.gmv - 1):+.1%}), ORR "
+                         f"{row.order_response_rate / best.order_response_rate:.3f}.")
+    return lines
+
+
+def role_maps(results: Path) -> dict[str, pd.DataFrame]:
+    """method -> one row per (trial, iteration) with the selector's role_<n> columns (DyPS runs that log them)."""
+    maps = {}
+    for path in find_metadata(results):
+        metadata = read_metadata(path)
+        method = metadata.get("method", "")
+        if not (isinstance(method, str) and method.startswith("dyps")):
+            continue
+        frames = []
+        for progress in sorted(path.parent.glob("*/progress.csv")):
+            try:
+                frame = pd.read_csv(progress)
+            except (ValueError, OSError):
+                continue
+            columns = sorted((c for c in frame.columns if c.startswith(ROLE_COLUMN)),
+                             key=lambda c: int(c[len(ROLE_COLUMN):]))
+            if columns and "training_iteration" in frame:
+                seed = _read_json(progress.parent / "params.json").get("seed")
+                frame = frame[["training_iteration", *columns]].dropna()
+                frames.append(frame.assign(trial=progress.parent.name, seed=seed))
+        if frames:
+            world = (metadata.get("config") or {}).get("world", {})
+            config = from_dict(RideHailingConfig, world, str(path))
+            maps[method] = (pd.concat(frames, ignore_index=True), config.rows, config.cols,
+                            (metadata.get("config") or {}).get("dyps", {}).get("num_groups"))
+    return maps
+
+
+def plot_role_maps(frame: pd.DataFrame, rows: int, cols: int, groups: int | None, path: Path, title: str) -> None:
+    """Early (first iteration), middle and late (last) role maps of each trial: cell (row 0 south) -> group."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    trials = list(dict.fromkeys(frame.trial))
+    columns = [c for c in frame.columns if c.startswith(ROLE_COLUMN)]
+    top = int(groups or frame[columns].to_numpy().max() + 1)
+    fig, axes = plt.subplots(len(trials), 3, figsize=(7.5, 2.6 * len(trials)), squeeze=False)
+    for i, trial in enumerate(trials):
+        rows_of = frame[frame.trial == trial].sort_values("training_iteration")
+        picks = [0, (len(rows_of) - 1) // 2, len(rows_of) - 1]
+        for j, (stage, pick) in enumerate(zip(("early", "middle", "late"), picks)):
+            row = rows_of.iloc[pick]
+            grid = row[columns].to_numpy(dtype=float).reshape(rows, cols)
+            ax = axes[i, j]
+            ax.imshow(grid, origin="lower", cmap="tab10", vmin=0, vmax=9, interpolation="nearest")
+            for r in range(rows):
+                for c in range(cols):
+                    ax.text(c, r, str(int(grid[r, c])), ha="center", va="center", fontsize=7, color="white")
+            seed = rows_of.seed.iloc[0]
+            ax.set_title(f"{stage}: iteration {int(row.training_iteration)}" + (f", seed {seed}" if j == 0 else ""),
+                         fontsize=8)
+            ax.set_xticks([])
+            ax.set_yticks([])
+    fig.suptitle(f"{title}: group of each cell ({top} groups; row 0 = south)", fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
 def _cell(mean: float, std: float, digits: int) -> str:
     return f"{mean:,.{digits}f} ± {std:,.{digits}f}"
 
@@ -96,6 +179,9 @@ def report(results: Path, out: Path | None = None) -> int:
         lines.append(f"| {row.size} | {row.method} | {row.seeds} | {_cell(row.gmv, row.gmv_std, 0)} | "
                      f"{_cell(row.order_response_rate, row.order_response_rate_std, 3)} | "
                      f"{_cell(row.gmv_share, row.gmv_share_std, 3)} | {row.gmv_vs_best_rule_based:.3f} |")
+    ratios = best_baseline_ratios(table)
+    if ratios:
+        lines += ["", *ratios]
     for size in sorted(set(table["size"]) & set(PAPER)):
         paper = PAPER[size]
         best_rule = max(paper["Greedy"][0], paper["Nearest"][0])
@@ -104,9 +190,15 @@ def report(results: Path, out: Path | None = None) -> int:
                   + ", ".join(f"{name} {gmv:,} {orr:.2f}" for name, (gmv, orr) in paper.items())
                   + f". DyPS / best rule-based = {paper['DyPS'][0] / best_rule:.3f}; "
                   f"DyPS / best baseline = {paper['DyPS'][0] / best_baseline:.3f}."]
+    maps = role_maps(results)
     markdown = "\n".join(lines) + "\n"
     print(markdown)
     write_atomically(out / "ridehailing_table.md", lambda path: path.write_text(markdown))
     write_atomically(out / "ridehailing_table.csv", lambda path: table.to_csv(path, index=False))
-    print(f"written: {out / 'ridehailing_table.md'}, {out / 'ridehailing_table.csv'}")
+    written = [out / "ridehailing_table.md", out / "ridehailing_table.csv"]
+    for method, (frame, rows, cols, groups) in maps.items():
+        target = out / f"role_maps_{method}.png"
+        write_atomically(target, lambda path: plot_role_maps(frame, rows, cols, groups, path, method))
+        written.append(target)
+    print(f"written: {', '.join(map(str, written))}")
     return 0

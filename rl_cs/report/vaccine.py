@@ -1,7 +1,8 @@
 """`rl-cs report` for the vaccine world: infections averted (mean ± std over seeds) per method, as a share of the
 infections without vaccines and as a ratio to ``vaccine-local`` (each cell uses its own doses) at the same world,
-beside DyPS Table 2's Medical column (paper 002, "Infection Reduction"; its Atlanta data and units are not
-public, so compare ratios between methods, not numbers).
+and, for DyPS, as a ratio to the best other method run, beside DyPS Table 2's Medical column (paper 002,
+"Infection Reduction"; its Atlanta data and units are not public, so compare ratios between methods, not
+numbers).
 
 Reads what `rl-cs train --world vaccine` writes (as rl_cs.report.ridehailing does); writes vaccine_table.md and
 vaccine_table.csv (atomically) into the results folder or ``--out``.
@@ -36,6 +37,12 @@ def report(results: Path, out: Path | None = None) -> int:
                      f"{_cell(row.averted_share, row.averted_share_std, 3)} | "
                      f"{_cell(row.doses_used, row.doses_used_std, 0)} | "
                      f"{_cell(row.peak_prevalence, row.peak_prevalence_std, 3)} | {row.vs_reference:.3f} |")
+    others = table[~table.method.str.startswith("dyps")]
+    if not others.empty:
+        top = others.loc[others.infections_averted.idxmax()]
+        for row in table[table.method.str.startswith("dyps")].itertuples():
+            ratio = row.infections_averted / top.infections_averted if top.infections_averted else float("nan")
+            lines += ["", f"{row.method} / best baseline ({top.method}): infections averted {ratio:.3f}."]
     best = max(value for name, value in PAPER.items() if name != "DyPS")
     lines += ["", "DyPS paper, Medical (infection reduction): " + ", ".join(f"{n} {v}" for n, v in PAPER.items())
               + f". DyPS / best baseline = {PAPER['DyPS'] / best:.3f}."]
