@@ -65,9 +65,11 @@ class ModuleActor:
         return dict(zip(obs, choice.numpy().tolist()))
 
 
-def load_actor(policy: str, deterministic: bool = False, world: str = "csc") -> Actor:
+def load_actor(policy: str, deterministic: bool = False, world: str = "csc", checkpoint_actor=None) -> Actor:
     """A heuristic of ``world`` by method name (rl_cs.methods), or a trained policy from a checkpoint folder,
-    loaded from its weights alone (load_policy: never a pickle)."""
+    loaded from its weights alone (load_policy: never a pickle). ``checkpoint_actor(path, world,
+    deterministic)`` builds the actor of a checkpoint whose method acts through several modules (the
+    parameter-sharing methods: policies.sharing.actor.load_checkpoint_actor); default one policy module."""
     methods = {method.name: method for method in registry.methods_for(world)}
     if policy in methods and not methods[policy].learned:
         return methods[policy].make_heuristic()
@@ -78,6 +80,8 @@ def load_actor(policy: str, deterministic: bool = False, world: str = "csc") -> 
         heuristics = [name for name, method in methods.items() if not method.learned]
         raise InputError("policy", f"'{policy}' is neither a heuristic of world '{world}' nor an existing "
                          "checkpoint folder", closest(policy, heuristics))
+    if checkpoint_actor is not None:
+        return checkpoint_actor(path, world, deterministic)
     return ModuleActor(load_policy(path, world), name=path.name, deterministic=deterministic)
 
 

@@ -127,6 +127,9 @@ def algorithm():
     algo = algo_config.build_algo()
     yield algo
     algo.stop()
+    import ray
+
+    ray.shutdown()  # later test modules (rl-cs serve's exit-2 cases) check that they start no Ray
 
 
 def test_selector_weights_on_the_env_runners_equal_the_learners_after_an_iteration(algorithm):

@@ -31,7 +31,7 @@ from envs.gridworld import extend_observations
 from policies.sharing.schemes import agent_index, group_module
 from rl_cs import registry
 from rl_cs.config import to_dict
-from rl_cs.errors import InputError, closest, require
+from rl_cs.errors import require
 
 OPTIONS = ("agent_id", "global_state")
 
@@ -90,21 +90,6 @@ class MultiModuleActor:
                     choice = torch.multinomial(torch.softmax(logits, -1), 1, generator=self.generator).squeeze(-1)
             actions.update(zip(agents, choice.tolist()))
         return {agent: actions[agent] for agent in obs}
-
-
-def load_actor(policy: str, deterministic: bool = False, world: str = "lbf"):
-    """A heuristic of ``world`` by name, or a trained sharing method's actor from a checkpoint folder."""
-    methods = {method.name: method for method in registry.methods_for(world)}
-    if policy in methods and not methods[policy].learned:
-        return methods[policy].make_heuristic()
-    require(policy not in methods, "policy", f"'{policy}' is a learned method: evaluate a trained checkpoint",
-            f"train it (rl-cs train {policy} --world {world}) and give its checkpoint folder")
-    path = Path(policy).resolve()
-    if not path.exists():
-        heuristics = [name for name, method in methods.items() if not method.learned]
-        raise InputError("policy", f"'{policy}' is neither a heuristic of world '{world}' nor an existing "
-                         "checkpoint folder", closest(policy, heuristics))
-    return load_checkpoint_actor(path, world, deterministic)
 
 
 def load_modules(checkpoint: Path, world: str):

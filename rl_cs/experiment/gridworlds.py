@@ -20,6 +20,7 @@ import pandas as pd
 
 from envs.lbf import LBFEnv
 from envs.rware import RWAREEnv
+from policies.sharing.actor import load_checkpoint_actor
 from rl_cs.errors import require
 from rl_cs.experiment import rllib_commands
 from rl_cs.experiment.gridworlds_config import CONFIGS, load_experiment
@@ -59,18 +60,9 @@ def _source(env) -> str:
             f"request queue {c.preset.request_queue_size}, {c.max_steps} steps")
 
 
-def _actor_loader(world: str):
-    def load(policy: str, deterministic: bool):
-        from policies.sharing.actor import load_actor
-
-        return load_actor(policy, deterministic, world=world)
-
-    return load
-
-
 WORLDS = {
     name: RLlibWorld(name=name, env_class=env_class, env_config=_env_config(name), source=_source,
-                     baseline="uniform", load_actor=_actor_loader(name))
+                     baseline="uniform", checkpoint_actor=load_checkpoint_actor)
     for name, env_class in (("lbf", LBFEnv), ("rware", RWAREEnv))
 }
 """The two package gridworlds as RLlib worlds; the held-out comparison is with the uniform-random floor."""

@@ -12,12 +12,11 @@ second (random allowed actions, and the Greedy planner's loop) and RLlib's sampl
 from __future__ import annotations
 
 import time
-from functools import partial
-
 import numpy as np
 import pandas as pd
 
 from envs.ridehailing import RideHailingEnv, action_mask, env_config
+from policies.sharing.actor import load_checkpoint_actor
 from rl_cs import registry
 from rl_cs.experiment import rllib_commands
 from rl_cs.experiment.rllib_commands import RLlibWorld
@@ -30,15 +29,8 @@ def _source(env: RideHailingEnv) -> str:
             f"{c.episode_steps} steps of {c.step_minutes:g} min")
 
 
-def load_actor(world: str, policy: str, deterministic: bool):
-    """A heuristic of ``world`` by name, or a trained sharing method's multi-module actor from a checkpoint."""
-    from policies.sharing.actor import load_actor as load_sharing_actor
-
-    return load_sharing_actor(policy, deterministic, world=world)
-
-
 RIDEHAILING = RLlibWorld(name="ridehailing", env_class=RideHailingEnv, env_config=env_config, baseline="rh-greedy",
-                         source=_source, load_actor=partial(load_actor, "ridehailing"))
+                         source=_source, checkpoint_actor=load_checkpoint_actor)
 
 
 def train(args) -> int:

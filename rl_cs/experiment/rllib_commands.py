@@ -59,14 +59,13 @@ class RLlibWorld:
     """world config -> the world config every method is scored on (e.g. the platform's payments)."""
     check_policy: Callable = lambda actor, config, where: None
     """Refuses (InputError) a trained policy that does not fit this world's observations."""
-    load_actor: Callable | None = None
-    """(policy, deterministic) -> Actor, a heuristic by name or a trained checkpoint, for a world whose learned
-    methods act through several modules (policies.sharing.actor); None: rl_cs.evaluation.load_actor."""
+    checkpoint_actor: Callable | None = None
+    """(checkpoint path, world, deterministic) -> Actor for a world whose learned methods act through several
+    modules (policies.sharing.actor.load_checkpoint_actor); None: one policy module (rl_cs.evaluation)."""
 
     def actor(self, policy: str, deterministic: bool):
-        if self.load_actor is not None:
-            return self.load_actor(policy, deterministic)
-        return load_actor(policy, deterministic, world=self.name)
+        """A heuristic of this world by name, or a trained checkpoint's actor (rl_cs.evaluation.load_actor)."""
+        return load_actor(policy, deterministic, world=self.name, checkpoint_actor=self.checkpoint_actor)
 
     @property
     def spec(self) -> registry.World:

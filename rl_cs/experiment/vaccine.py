@@ -10,11 +10,10 @@ its own doses). ``bench`` measures raw env steps (days) per second and RLlib's s
 
 from __future__ import annotations
 
-from functools import partial
-
 from envs.vaccine import VaccineEnv, action_mask, env_config
+from policies.sharing.actor import load_checkpoint_actor
 from rl_cs.experiment import rllib_commands
-from rl_cs.experiment.ridehailing import bench_world, load_actor
+from rl_cs.experiment.ridehailing import bench_world
 from rl_cs.experiment.rllib_commands import RLlibWorld
 
 
@@ -25,7 +24,7 @@ def _source(env: VaccineEnv) -> str:
 
 
 VACCINE = RLlibWorld(name="vaccine", env_class=VaccineEnv, env_config=env_config, baseline="vaccine-local",
-                     source=_source, load_actor=partial(load_actor, "vaccine"))
+                     source=_source, checkpoint_actor=load_checkpoint_actor)
 
 
 def train(args) -> int:
