@@ -17,14 +17,12 @@ from pathlib import Path
 
 import torch
 from ray.rllib.algorithms.ppo import PPOConfig
-from ray.rllib.core.rl_module.multi_rl_module import MultiRLModuleSpec
 from ray.rllib.core.rl_module.rl_module import RLModuleSpec
 
 from policies.sharing.modules import MLPActorCritic, SharedCritic
 from policies.sharing.schemes import MAPPINGS, policy_modules
 from rl_cs.config import to_dict
-from rl_cs.experiment.env_runner import PerModuleMetricsEnvRunner
-from rl_cs.experiment.ppo import ENV_RUNNER_RESTART_DELAY_S, MAX_ENV_RUNNER_RESTARTS, CSCMetrics
+from rl_cs.experiment.ppo import CSCMetrics, multi_module_ppo
 
 SHARED_CRITIC = "shared_critic"
 """PSA's shared critic module."""
@@ -128,27 +126,7 @@ def gridworld_ppo(config, env_config: dict, seed, *, scheme: str, num_groups: in
     specs = {mid: policy_spec(config, observation_space, action_space, actor_inputs)
              for mid in policy_modules(scheme, agents, num_groups)}
     specs.update(helpers or {})
-    t = config.training
-    ppo = (
-        PPOConfig()
-        .environment(type(config).world_name, disable_env_checking=True,
-                     env_config={**env_config, **env_options, "torch_threads": t.torch_threads})
-        .multi_agent(policies=set(specs), policy_mapping_fn=MAPPINGS[scheme])
-        .rl_module(rl_module_spec=MultiRLModuleSpec(rl_module_specs=specs))
-        .env_runners(env_runner_cls=PerModuleMetricsEnvRunner, num_env_runners=t.num_env_runners,
-                     num_envs_per_env_runner=t.num_envs_per_env_runner,
-                     rollout_fragment_length=t.rollout_fragment_length or "auto")
-        .learners(num_learners=t.num_learners, num_gpus_per_learner=t.num_gpus_per_learner)
-        .training(lr=t.lr, gamma=t.gamma, lambda_=t.lambda_, clip_param=t.clip_param,
-                  entropy_coeff=t.entropy_coeff, vf_loss_coeff=t.vf_loss_coeff,
-                  vf_clip_param=getattr(t, "vf_clip_param", 10.0),
-                  train_batch_size_per_learner=t.train_batch_size, minibatch_size=t.minibatch_size,
-                  num_epochs=t.num_epochs)
-        .fault_tolerance(restart_failed_env_runners=True, max_num_env_runner_restarts=MAX_ENV_RUNNER_RESTARTS,
-                         delay_between_env_runner_restarts_s=ENV_RUNNER_RESTART_DELAY_S)
-        .callbacks(callbacks)
-        .debugging(seed=seed)
-    )
+    ppo = multi_module_ppo(config, {**env_config, **env_options}, seed, specs, MAPPINGS[scheme], callbacks)
     if learner_class is not None:
         ppo = ppo.learners(learner_class=learner_class, learner_config_dict=dict(learner_config or {}))
     return ppo

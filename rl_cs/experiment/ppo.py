@@ -87,21 +87,32 @@ def module_spec(config: ExperimentConfig, module_class=AttentionActorCritic) -> 
 
 
 def ppo_config(config: ExperimentConfig, env_config: dict, seed=None) -> PPOConfig:
+    return multi_module_ppo(config, env_config, seed, {SHARED_MODULE: module_spec(config)}, shared_module, CSCMetrics)
+
+
+def multi_module_ppo(config, env_config: dict, seed, specs: dict, mapping, callbacks) -> PPOConfig:
+    """The PPOConfig every RLlib method here starts from: the experiment's world and ``training`` section
+    (PPO, sampling, learners), the modules ``specs`` with the agent->module ``mapping``, our env runner and
+    its fault tolerance, ``callbacks``, the trial's seed. ``training.vf_clip_param`` where the section has
+    one (RLlib's default 10 otherwise)."""
     t = config.training
     return (
         PPOConfig()
-        .environment(type(config).world_name, env_config={**env_config, "torch_threads": t.torch_threads}, disable_env_checking=True)
-        .multi_agent(policies={SHARED_MODULE}, policy_mapping_fn=shared_module)
-        .rl_module(rl_module_spec=MultiRLModuleSpec(rl_module_specs={SHARED_MODULE: module_spec(config)}))
-        .env_runners(env_runner_cls=PerModuleMetricsEnvRunner, num_env_runners=t.num_env_runners, num_envs_per_env_runner=t.num_envs_per_env_runner,
+        .environment(type(config).world_name, env_config={**env_config, "torch_threads": t.torch_threads},
+                     disable_env_checking=True)
+        .multi_agent(policies=set(specs), policy_mapping_fn=mapping)
+        .rl_module(rl_module_spec=MultiRLModuleSpec(rl_module_specs=specs))
+        .env_runners(env_runner_cls=PerModuleMetricsEnvRunner, num_env_runners=t.num_env_runners,
+                     num_envs_per_env_runner=t.num_envs_per_env_runner,
                      rollout_fragment_length=t.rollout_fragment_length or "auto")
         .learners(num_learners=t.num_learners, num_gpus_per_learner=t.num_gpus_per_learner)
         .training(lr=t.lr, gamma=t.gamma, lambda_=t.lambda_, clip_param=t.clip_param,
                   entropy_coeff=t.entropy_coeff, vf_loss_coeff=t.vf_loss_coeff,
+                  vf_clip_param=getattr(t, "vf_clip_param", 10.0),
                   train_batch_size_per_learner=t.train_batch_size, minibatch_size=t.minibatch_size,
                   num_epochs=t.num_epochs)
         .fault_tolerance(restart_failed_env_runners=True, max_num_env_runner_restarts=MAX_ENV_RUNNER_RESTARTS,
                          delay_between_env_runner_restarts_s=ENV_RUNNER_RESTART_DELAY_S)
-        .callbacks(CSCMetrics)
+        .callbacks(callbacks)
         .debugging(seed=seed)
     )
