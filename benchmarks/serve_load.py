@@ -24,7 +24,8 @@ exactly as much per request as a trained one.
 What to expect (measured on the 2-core development VM while other sessions trained on it, load average
 6-11; README "Serving a policy" has the whole table): with 100 idle workers and 100 open tasks per request
 and one client, Greedy 62 requests/s, p50 13.8 ms, p99 47 ms; the trained IPPO policy 42 requests/s, p50 21 ms,
-p99 53-60 ms over three runs -- the issue's goal of a p99 under 50 ms was missed under that load. About 9 ms
+p99 53-60 ms over three runs -- the issue's goal of a p99 under 50 ms was missed under that load; on the
+quiet VM (nothing else running) 58 requests/s, p50 16.6 ms, p99 24.7 ms: the goal met. About 9 ms
 of it is the decision inside the service (parse 1.3 ms, world 2-4 ms, the network's forward pass 4.7 ms),
 about 5 ms Ray Serve's proxy and its hop to the replica (the GET /health line), the rest the body's way
 through the proxy and waiting for a core. A run takes about 2.5 minutes (both services start Ray Serve).
