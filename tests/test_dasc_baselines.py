@@ -17,7 +17,6 @@ from envs.dasc_matching import kuhn_munkres
 from policies.dasc_baselines import Game, Greedy, Odta, OdtaTwoStage, arrival_order, odta_utility
 from rl_cs import registry
 from rl_cs.cli import main
-from rl_cs.errors import InputError
 from rl_cs.evaluation import evaluate
 
 BASELINES = [m.name for m in registry.methods_for("dasc") if not m.learned]

@@ -25,8 +25,8 @@ import torch
 from ray.rllib.core.columns import Columns
 
 from policies.cafe.credit import contributions, redistribute, reward_jacobian
-from policies.cafe.finetune import newton_step, push_rows
-from policies.cafe.regulariser import LinearReturns, linear_return_gap, linear_returns
+from policies.cafe.finetune import newton_step
+from policies.cafe.regulariser import linear_return_gap, linear_returns
 from policies.shaping.connector import ENV_REWARD, batch_gae, fact
 
 CMI = "cafe_cmi"

@@ -204,7 +204,7 @@ def set_priority(differences: np.ndarray, inference: Inference, chosen: np.ndarr
     With S empty there is no prediction yet; e_z(empty) is then taken as the error of predicting z by one
     cell drawn at random (sqrt of the mean of D_zs over s), so TE + SMI still ranks cells by the error left.
     """
-    attributes, cells = differences.shape[0], differences.shape[1]
+    cells = differences.shape[1]
     chosen = np.asarray(chosen, dtype=bool)
     if chosen.any():
         base = expected_errors(differences, inference_weights(inference, chosen[None]))[:, 0]

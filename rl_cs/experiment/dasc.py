@@ -177,7 +177,7 @@ def _checked_methods(config, args) -> list[registry.Method]:
     listed = [registry.get_method(name, WORLD, where=where) for name in config.experiment.methods]
     if args.method == "all":
         require(bool(listed), "experiment.methods", "`train all` needs a list of methods",
-                f"e.g. methods: [km, rmo]")
+                "e.g. methods: [km, rmo]")
         return listed
     return [registry.get_method(args.method, WORLD)]
 
