@@ -26,7 +26,6 @@ Exit 0 if all three steps worked. Usage: python cluster/loopback_check.py [--ful
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import re
 import secrets
@@ -41,40 +40,14 @@ from pathlib import Path
 
 import yaml
 
+from rl_cs.processes import descendants, free_ports
+
 REPO = Path(__file__).resolve().parents[1]
 ONPREM = REPO / "cluster" / "onprem.yaml"
 SSHD = "/usr/sbin/sshd"
 PORT_FLAGS = ("--port", "--dashboard-port", "--ray-client-server-port", "--object-manager-port",
               "--node-manager-port", "--runtime-env-agent-port", "--dashboard-agent-grpc-port",
               "--dashboard-agent-listen-port", "--metrics-export-port")
-
-
-def free_ports(count: int) -> list[int]:
-    sockets = [socket.socket() for _ in range(count)]
-    try:
-        for sock in sockets:
-            sock.bind(("127.0.0.1", 0))
-        return [sock.getsockname()[1] for sock in sockets]
-    finally:
-        for sock in sockets:
-            sock.close()
-
-
-def descendants(root: int) -> list[int]:
-    """Pids below ``root`` in the process tree (Linux /proc)."""
-    children: dict[int, list[int]] = {}
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
-    found, todo = [], [root]
-    while todo:
-        for child in children.get(todo.pop(), []):
-            found.append(child)
-            todo.append(child)
-    return found
 
 
 def say(text: str) -> None:

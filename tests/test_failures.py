@@ -18,6 +18,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from rl_cs.processes import command_line, descendants
+
 REPO = Path(__file__).resolve().parents[1]
 TINY = str(REPO / "tests" / "configs" / "csc_tiny.yaml")
 ITERATIONS = 4
@@ -75,30 +77,6 @@ class Run:
         except ProcessLookupError:
             pass
         self.process.wait()
-
-
-def descendants(root: int) -> list[int]:
-    """Pids below ``root`` in the process tree (Linux /proc; Ray's workers are children of its raylet)."""
-    children: dict[int, list[int]] = {}
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
-    found, todo = [], [root]
-    while todo:
-        for child in children.get(todo.pop(), []):
-            found.append(child)
-            todo.append(child)
-    return found
-
-
-def command_line(pid: int) -> str:
-    try:
-        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-    except OSError:
-        return ""
 
 
 def rows(results: Path) -> list[dict]:
