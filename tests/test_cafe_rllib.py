@@ -57,6 +57,9 @@ def cafe():
     algo = get_method("cafe").build_algorithm(config, env_config(config.world, None), 0).build_algo()
     yield algo
     algo.stop()
+    import ray
+
+    ray.shutdown()  # later modules start their own Rays (in subprocesses too): leave no idle one running
 
 
 def learner_batches(algo, episodes):

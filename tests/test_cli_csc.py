@@ -75,22 +75,30 @@ def test_evaluate_greedy_reports_business_metrics(capsys):
 
 @pytest.mark.slow
 def test_resume_continues_an_interrupted_experiment(tmp_path):
-    """Kill a 3-iteration run after its first checkpoint; --resume finishes it without redoing iterations."""
+    """Kill an 8-iteration run once its results folder holds a checkpoint and a result (Tune copies both from
+    the driver's folder with a lag); --resume finishes it without redoing or losing iterations."""
     command = [sys.executable, "-m", "rl_cs.cli", "train", "ippo", "--config", TINY, "--results-dir", str(tmp_path),
-               "--set", "experiment.iterations=3", "--no-compare"]
-    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
-    deadline = time.time() + 240
-    while time.time() < deadline and not list(tmp_path.glob("ippo-csc/PPO_*/checkpoint_000001")):
-        time.sleep(1)
-    os.killpg(process.pid, signal.SIGKILL)
-    process.wait()
-    results = next(tmp_path.glob("ippo-csc/PPO_*/result.json"))
+               "--set", "experiment.iterations=8", "--no-compare"]
+    log = tmp_path / "first_run.log"
+    with open(log, "wb") as output:
+        process = subprocess.Popen(command, stdout=output, stderr=subprocess.STDOUT, start_new_session=True)
+        deadline = time.time() + 240
+        while (time.time() < deadline and process.poll() is None
+               and not (list(tmp_path.glob("ippo-csc/PPO_*/checkpoint_000001"))
+                        and list(tmp_path.glob("ippo-csc/PPO_*/result.json")))):
+            time.sleep(1)
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+    found = list(tmp_path.glob("ippo-csc/PPO_*/result.json"))
+    assert found, f"the first run wrote no result (exit {process.returncode}); its output:\n{log.read_text()[-3000:]}"
+    results = found[0]
     before = iterations(results)
-    assert before and before[-1] < 3, f"the run finished before it could be interrupted: {before}"
+    assert before and before[-1] < 8, f"the run finished before it could be interrupted: {before}"
     assert cli("train", "ippo", "--config", TINY, "--results-dir", str(tmp_path), "--resume", "--no-compare") == 0
     after = iterations(results)
     assert after[:len(before)] == before, "finished iterations were lost"
-    assert after[-1] == 3 and len(after) == len(set(after)), after
+    assert after[-1] == 8 and len(after) == len(set(after)), after
 
 
 def iterations(result_json: Path) -> list[int]:
