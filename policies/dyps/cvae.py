@@ -23,7 +23,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from policies.dyps.vlstm import _split, mlp
+from policies.dyps.vlstm import _split
+from policies.sharing.modules import mlp
 
 
 class GroupCVAE(nn.Module):

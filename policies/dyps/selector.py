@@ -32,7 +32,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from policies.dyps.vlstm import mlp
+from policies.sharing.modules import mlp
 
 
 class GroupSelector(nn.Module):
