@@ -44,10 +44,10 @@ class PackageMultiAgentEnv(MultiAgentEnv):
         if self.agent_id or self.global_state:
             self.observation_spaces = self._extended_spaces()
         self.action_spaces = {a: raw.action_space[i] for i, a in enumerate(self.possible_agents)}
-        self._no_infos = {agent: {} for agent in self.possible_agents}
+        self._done_keys = [*self.possible_agents, "__all__"]
         self._return = 0.0
         self._steps = 0
-        self._log: list[dict] = []
+        self._log: list[tuple] = []  # (step, summed reward, the world's counters): see episode_log
 
     # ------------------------------------------------------------------ MultiAgentEnv
     def reset(self, *, seed=None, options=None):
@@ -59,26 +59,26 @@ class PackageMultiAgentEnv(MultiAgentEnv):
         return self._observations(observations), {agent: {} for agent in self.possible_agents}
 
     def step(self, action_dict):
+        agents = self.possible_agents
         try:
-            actions = [int(action_dict[agent]) for agent in self.possible_agents]
+            actions = [int(action_dict[agent]) for agent in agents]
         except KeyError:
-            missing = [agent for agent in self.possible_agents if agent not in action_dict]
+            missing = [agent for agent in agents if agent not in action_dict]
             raise ValueError(f"every agent acts every step; no action for {missing[:5]}") from None
         before = self._snapshot()
         observations, rewards, done, _, _ = self.raw.step(actions)
         rewards = [float(r) for r in rewards]
-        self.raw.rlcs_last_rewards = list(rewards)
+        self.raw.rlcs_last_rewards = rewards  # never changed here afterwards (team rewards are a new list)
         total = float(np.sum(rewards))
         self._return += total
         self._steps += 1
-        self._log.append({"step": self._steps, "reward": total, **self._count(before, rewards)})
+        self._log.append((self._steps, total, self._count(before, rewards)))
         terminated, truncated = self._ends(bool(done))
         if self.team_reward:
             rewards = [total] * len(rewards)
-        return (self._observations(observations), dict(zip(self.possible_agents, rewards)),
-                {agent: terminated for agent in self.possible_agents} | {"__all__": terminated},
-                {agent: truncated for agent in self.possible_agents} | {"__all__": truncated},
-                {agent: {} for agent in self.possible_agents})
+        return (self._observations(observations), dict(zip(agents, rewards)),
+                dict.fromkeys(self._done_keys, terminated), dict.fromkeys(self._done_keys, truncated),
+                {agent: {} for agent in agents})
 
     # ------------------------------------------------------------------ learned-method options
     def _observations(self, observations) -> dict:
@@ -113,7 +113,7 @@ class PackageMultiAgentEnv(MultiAgentEnv):
 
     def episode_log(self) -> list[dict]:
         """One record per step of the episode so far: step, the step's summed reward, the world's counters."""
-        return list(self._log)
+        return [{"step": step, "reward": reward, **fields} for step, reward, fields in self._log]
 
     # ------------------------------------------------------------------ per world
     def _before_reset(self) -> None:
@@ -138,9 +138,27 @@ class PackageMultiAgentEnv(MultiAgentEnv):
 
 def extend_observations(observations, agent_id: bool, global_state: bool) -> list:
     """The learned methods' observation options (module docstring) on the package's per-agent observations
-    (agent order): [o_i, one-hot i if agent_id, s = all agents' (extended) o_j if global_state]."""
-    n = len(observations)
+    (agent order): [o_i, one-hot i if agent_id, s = all agents' (extended) o_j if global_state], float32.
+
+    Built as one (agents x features) array per step (its rows are the agents' observations), not agent by
+    agent; tests/test_gridworld_speed.py checks it against the agent-by-agent reference."""
     own = [np.asarray(o, dtype=np.float32).ravel() for o in observations]
+    n = len(own)
+    if n == 0 or any(o.shape != own[0].shape for o in own):  # agents of different observation sizes
+        return _extend_observations_by_agent(own, agent_id, global_state)
+    width = own[0].size
+    extended = width + (n if agent_id else 0)
+    out = np.zeros((n, extended * (n + 1) if global_state else extended), dtype=np.float32)
+    out[:, :width] = own
+    if agent_id:
+        out[:, width:extended] = np.eye(n, dtype=np.float32)
+    if global_state:
+        out[:, extended:] = out[:, :extended].reshape(1, -1)
+    return list(out)
+
+
+def _extend_observations_by_agent(own: list, agent_id: bool, global_state: bool) -> list:
+    n = len(own)
     if agent_id:
         own = [np.concatenate([o, np.eye(n, dtype=np.float32)[i]]) for i, o in enumerate(own)]
     if global_state:

@@ -7,7 +7,8 @@ one trial per seed, and every trial's final policy is scored on the same held-ou
 episode per iteration through Tune and is scored on the same held-out episodes. Trained policies act
 through several modules (one per agent, group or a shared one): policies.sharing.actor rebuilds them from
 the checkpoint's weights. ``bench`` measures env steps per second of the raw package against this
-repository's wrapper and RLlib's sampling.
+repository's wrapper and RLlib's sampling with the ``ps`` method's runner (benchmarks/gridworld_overhead.py
+splits RLlib's time into its parts).
 """
 
 from __future__ import annotations
@@ -111,24 +112,31 @@ def wrapper_steps_per_second(world: str, config, seconds: float, actions: np.nda
 
 
 def rllib_steps_per_second(world: str, config, seconds: float, num_envs: int = 4) -> float:
-    """Env steps per second of RLlib's MultiAgentEnvRunner sampling this world (local runner, one core):
-    PPO's default MLP module shared by every agent, ``num_envs`` vectorised envs, 50-step fragments. The
-    module forward, connectors and episode bookkeeping are included; DyPS's own modules come later."""
-    import torch
-    from ray.rllib.algorithms.ppo import PPOConfig
-    from ray.rllib.env.multi_agent_env_runner import MultiAgentEnvRunner
+    """Env steps per second of RLlib's sampling of this world as `rl-cs train ps` samples it (local runner, one
+    core): the registry's ``ps`` config (one MLPActorCritic shared by every agent, PerModuleMetricsEnvRunner,
+    torch threads 1), ``num_envs`` vectorised envs, the experiment's fragment length. Module forward,
+    connectors, episode bookkeeping and metrics are included. benchmarks/gridworld_overhead.py splits this
+    time into its parts and measures the switches that cut it."""
+    import dataclasses
 
+    import torch
+
+    import envs
+    from rl_cs.config import to_dict
+    from rl_cs.registry import get_method
+
+    envs.register()
     torch.set_num_threads(1)
-    module = _env_module(world)
-    env_class = getattr(module, ENVS[world][1])
-    ppo = (PPOConfig().environment(env_class, env_config=module.env_config(config.world))
-           .multi_agent(policies={"shared"}, policy_mapping_fn=lambda agent, episode, **kwargs: "shared")
-           .env_runners(num_env_runners=0, num_envs_per_env_runner=num_envs, rollout_fragment_length=50))
-    runner = MultiAgentEnvRunner(config=ppo)
-    runner.sample(num_timesteps=50 * num_envs)  # warm-up: module tracing, first resets
+    fragment = config.training.rollout_fragment_length or 50
+    training = dataclasses.replace(config.training, train_batch_size=max(config.training.train_batch_size,
+                                                                        fragment * num_envs))
+    ppo = get_method("ps").build_algorithm(dataclasses.replace(config, training=training),
+                                           {"world": to_dict(config.world)}, 0)
+    runner = ppo.env_runners(num_env_runners=0, num_envs_per_env_runner=num_envs).env_runner_cls(config=ppo)
+    runner.sample(num_timesteps=fragment * num_envs)  # warm-up: first resets, the module's first forward
     steps, start = 0, time.perf_counter()
     while time.perf_counter() - start < seconds:
-        steps += sum(episode.env_steps() for episode in runner.sample(num_timesteps=50 * num_envs))
+        steps += sum(episode.env_steps() for episode in runner.sample(num_timesteps=fragment * num_envs))
     rate = steps / (time.perf_counter() - start)
     runner.stop()
     return rate
@@ -153,7 +161,7 @@ def bench(args: argparse.Namespace) -> int:
     rllib = rllib_steps_per_second(world, config, args.seconds)
     table = pd.DataFrame([{"loop": f"raw {world} package", "env_steps_per_s": raw},
                           {"loop": "rl-cs MultiAgentEnv wrapper", "env_steps_per_s": wrapped},
-                          {"loop": "RLlib EnvRunner sampling (PPO default module, 4 envs)", "env_steps_per_s": rllib}])
+                          {"loop": "RLlib EnvRunner sampling (ps: one shared MLP, 4 envs)", "env_steps_per_s": rllib}])
     table["agent_steps_per_s"] = table["env_steps_per_s"] * agents
     table["raw_over_this"] = raw / table["env_steps_per_s"]
     print(f"{world} {config.world.size}: {agents} agents, random actions (RLlib: the module's samples), "
