@@ -17,6 +17,9 @@ _DASC_SETTINGS = "policies.dasc_baselines:DASCBaselineSettings"
 _GRID = ("lbf", "rware", "ridehailing", "vaccine")
 """The worlds of DyPS and its parameter-sharing baselines: the package gridworlds and the cell worlds (one agent
 per grid cell; DyPS §4.1's resource allocation scenarios)."""
+_DYPS_WORLDS = (*_GRID, "csc")
+"""DyPS and its Table 3 ablations also run on CSC (policies.dyps.csc: attention group policies over the workers'
+decisions; no paper has run this combination); DyPS+MAPPO does not."""
 _DYPS = "policies.dyps.rllib:dyps_config"
 _DYPS_SETTINGS = "policies.dyps.config:DyPSConfig"
 _SHARING = "policies.sharing.ppo:sharing_config"
@@ -89,15 +92,16 @@ METHODS = (
     # (policies/dyps, policies/sharing): PPO on MLP actor-critic modules (masked where a cell world forbids an
     # action), Table 6 settings of each world in its ``training`` section
     Method("dyps", "DyPS: M group policies, per-episode groups from VLSTM agent roles x CVAE group roles (Eq. 13), "
-           "one-step actor-critic selector, IPPO groups", _GRID, build=_DYPS, settings=_DYPS_SETTINGS, section="dyps"),
+           "one-step actor-critic selector, IPPO groups", _DYPS_WORLDS, build=_DYPS, settings=_DYPS_SETTINGS,
+           section="dyps"),
     Method("dyps-mappo", "DyPS+MAPPO (Table 4): group policies with a centralised critic on [o_i, s] and the team "
            "reward", _GRID, build=_DYPS, build_options={"group_policy": "mappo"}, settings=_DYPS_SETTINGS,
            section="dyps"),
-    Method("dyps-wo-cvae", "DyPS w/o CVAE (Table 3): groups by an MLP on [I_n, h_n]", _GRID, build=_DYPS,
+    Method("dyps-wo-cvae", "DyPS w/o CVAE (Table 3): groups by an MLP on [I_n, h_n]", _DYPS_WORLDS, build=_DYPS,
            build_options={"use_cvae": False}, settings=_DYPS_SETTINGS, section="dyps"),
-    Method("dyps-wo-vlstm", "DyPS w/o VLSTM (Table 3): groups by [I_n]^T W z_m (agent ids and CVAE roles)", _GRID,
-           build=_DYPS, build_options={"use_vlstm": False}, settings=_DYPS_SETTINGS, section="dyps"),
-    Method("dyps-wo-repr", "DyPS w/o Repr. (Table 3): groups by an MLP on the agent id only", _GRID, build=_DYPS,
+    Method("dyps-wo-vlstm", "DyPS w/o VLSTM (Table 3): groups by [I_n]^T W z_m (agent ids and CVAE roles)",
+           _DYPS_WORLDS, build=_DYPS, build_options={"use_vlstm": False}, settings=_DYPS_SETTINGS, section="dyps"),
+    Method("dyps-wo-repr", "DyPS w/o Repr. (Table 3): groups by an MLP on the agent id only", _DYPS_WORLDS, build=_DYPS,
            build_options={"use_vlstm": False, "use_cvae": False}, settings=_DYPS_SETTINGS, section="dyps"),
     Method("nops", "NoPS: one policy module per agent, no parameter sharing (DyPS §4.2)", _GRID, build=_SHARING,
            build_options={"scheme": "nops"}),

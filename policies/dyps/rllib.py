@@ -3,7 +3,8 @@ the learned selector, and the training order of Algorithm 1.
 
 Modules (one MultiRLModule, trained, synced to the env runners and checkpointed together):
 
-* ``group_0`` .. ``group_{M-1}``: the group policies theta_m (policies.sharing.modules.MLPActorCritic),
+* ``group_0`` .. ``group_{M-1}``: the group policies theta_m (policies.sharing.modules.MLPActorCritic; on CSC
+  the attention actor-critic, policies.dyps.csc),
   trained by PPO on the steps of the agents assigned to them -- IPPO (each agent's own reward and
   observation) or MAPPO (``dyps.group_policy: mappo``: a centralised critic on [o_i, s], s every agent's
   observation, and the team reward; Table 4);
@@ -131,12 +132,22 @@ def episode_trajectories(chunks: list) -> dict:
         for agent_id, sa in chunk.agent_episodes.items():
             obs = np.asarray(sa.get_observations(), np.float32)
             actions, rewards = np.asarray(sa.get_actions()), np.asarray(sa.get_rewards(), np.float32)
-            if agent_id in parts and len(obs):
-                obs = obs[1:]
+            if agent_id in parts and len(obs) and sum(len(seen) for seen in parts[agent_id][0]):
+                obs = obs[1:]  # (an agent that acts irregularly, CSC's, may have had no observation in a chunk)
             parts.setdefault(agent_id, ([], [], []))
             for store, values in zip(parts[agent_id], (obs, actions, rewards)):
                 store.append(values)
     return {agent: tuple(np.concatenate(values) for values in stores) for agent, stores in parts.items()}
+
+
+def episode_return(metrics: dict, trajectories: dict) -> float:
+    """R of §3.3, the episode's reward summed over all agents: the world's own ``return`` counter where it keeps
+    one (the package gridworlds, the cell worlds), else the sum of the rewards RLlib recorded for every agent
+    over the whole episode (CSC, whose counters are business metrics: with the split payment this is the
+    revenue paid out; with IR's reward, the remaining working time of the chosen tasks)."""
+    if "return" in metrics:
+        return float(metrics["return"])
+    return float(sum(float(np.sum(rewards)) for _, _, rewards in trajectories.values()))
 
 
 class DyPSCallbacks(SharingCallbacks):
@@ -168,8 +179,9 @@ class DyPSCallbacks(SharingCallbacks):
         if record is None:
             return
         world = env.envs[env_index].unwrapped if hasattr(env, "envs") else env.unwrapped
-        record["return"] = float(world.episode_metrics()["return"])
-        for agent_id, trajectory in episode_trajectories([*(prev_episode_chunks or []), episode]).items():
+        trajectories = episode_trajectories([*(prev_episode_chunks or []), episode])
+        record["return"] = episode_return(world.episode_metrics(), trajectories)
+        for agent_id, trajectory in trajectories.items():
             self._history[agent_index(agent_id)] = trajectory
         if metrics_logger is not None:
             groups = record["groups"]
@@ -322,8 +334,12 @@ class DyPSLearner(PPOTorchLearner):
 
 def dyps_config(config, env_config: dict, seed, **overrides):
     """DyPS on the experiment's world (section ``dyps``); ``overrides`` are the ablations' fields (rl_cs.methods:
-    use_vlstm, use_cvae, group_policy)."""
+    use_vlstm, use_cvae, group_policy). On CSC the group policies are attention actor-critics (policies.dyps.csc)."""
     cfg = dataclasses.replace(config.dyps, **overrides)
+    if getattr(type(config), "world_name", None) == "csc":  # attention group policies over irregular deciders
+        from policies.dyps.csc import csc_dyps_config
+
+        return csc_dyps_config(config, env_config, seed, cfg)
     observation_space, action_space, agents = world_spaces(config, {})
     cfg.validate("dyps", agents)
     state_dim = int(observation_space.shape[0])

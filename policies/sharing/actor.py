@@ -54,7 +54,8 @@ class MultiModuleActor:
         self.mapping = None
 
     def assign(self, agents: list) -> dict:
-        """agent id -> module id for the episode starting now."""
+        """agent id -> module id for the episode running now (called for the agents of its first step, and again
+        for any agent that first acts later in it)."""
         return {agent: self._mapping(agent) for agent in agents}
 
     def observations(self, obs: dict) -> dict:
@@ -74,6 +75,9 @@ class MultiModuleActor:
             return {}
         if self.mapping is None:
             self.mapping = self.assign(sorted(obs, key=agent_index))
+        newcomers = [agent for agent in obs if agent not in self.mapping]
+        if newcomers:  # a world whose agents act irregularly (CSC): one first acting later in the episode
+            self.mapping.update(self.assign(sorted(newcomers, key=agent_index)))
         inputs = self.observations(obs)
         actions = {}
         by_module: dict[str, list] = {}
