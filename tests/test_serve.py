@@ -56,13 +56,13 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
-def fake_checkpoint(root: Path, config, world: str = "csc", seed: int = 1) -> Path:
+def fake_checkpoint(root: Path, config, world: str = "csc", seed: int = 1, method: str = "ippo") -> Path:
     """An experiment folder as `rl-cs train` lays it out, its policy with seeded random weights (seed 1: its
     argmax takes tasks; with most seeds an untrained network's tau_0 score tops every option's)."""
     folder = root / "results" / f"ippo-{world}"
     checkpoint = folder / f"PPO_{world}_00000_0_seed=0" / "checkpoint_000000"
     checkpoint.mkdir(parents=True)
-    (folder / "experiment.json").write_text(json.dumps({"world": world, "method": "ippo", "data_dir": None,
+    (folder / "experiment.json").write_text(json.dumps({"world": world, "method": method, "data_dir": None,
                                                         "config": to_dict(config), "seeds": [0]}))
     (checkpoint.parent / "params.json").write_text(json.dumps({"env_config": {"world": to_dict(config.world)}}))
     layout = ObsLayout(**config.policy_model_config()["layout"])
@@ -341,6 +341,9 @@ def test_checkpoints_that_do_not_fit_exit_2(tmp_path, tiny, empty_cwd, capsys):
     other = fake_checkpoint(tmp_path / "other", tiny, world="dasc")
     assert cli("serve", str(other), "--port", str(free_port())) == 2
     assert "a checkpoint of world 'dasc': `rl-cs serve` serves csc policies only" in capsys.readouterr().err
+    dyps = fake_checkpoint(tmp_path / "dyps", tiny, method="dyps")
+    assert cli("serve", str(dyps), "--port", str(free_port())) == 2
+    assert "serves one shared policy module per request" in capsys.readouterr().err
     ours = fake_checkpoint(tmp_path / "ours", tiny)
     assert cli("serve", str(ours), "--set", "world.num_optional_tasks=4", "--port", str(free_port())) == 2
     assert "trained on observations" in capsys.readouterr().err

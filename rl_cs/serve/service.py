@@ -207,12 +207,18 @@ def served_config(args):
 
 
 def _refuse_other_world(checkpoint: Path) -> None:
-    """A checkpoint of another world's experiment: refused by name (evaluate would suggest --world)."""
+    """A checkpoint of another world's experiment, or of DyPS (several modules, a per-episode mapping that a
+    stateless request cannot carry): refused by name (evaluate would suggest --world)."""
     record = checkpoint.resolve().parent.parent / "experiment.json"
     try:
-        trained_on = json.loads(record.read_text()).get("world")
+        stored = json.loads(record.read_text())
+        trained_on, method = stored.get("world"), stored.get("method")
     except (OSError, ValueError, AttributeError):
         return  # not an experiment folder: load_actor says so
+    require(not str(method).startswith("dyps"), str(checkpoint),
+            f"a checkpoint of '{method}', which acts through several group modules and a per-episode selector: "
+            "`rl-cs serve` serves one shared policy module per request",
+            "serve an ippo, cafe, ca-nofe, ir, ices or relara checkpoint; evaluate DyPS with rl-cs evaluate")
     require(trained_on in (None, *SERVED_WORLDS), str(checkpoint),
             f"a checkpoint of world '{trained_on}': `rl-cs serve` serves {', '.join(SERVED_WORLDS)} policies only",
             "give a checkpoint of a csc experiment, or a csc heuristic (greedy, greedy-coord, pau, random)")
