@@ -61,10 +61,16 @@ def surrogates(policy, params: dict, theta_names: list[str], batch: dict, clip: 
     old_logp = batch[Columns.ACTION_LOGP][rows]
     d1, d2, offset, pay = (batch[key][rows] for key in (D_PHI_1, D_PHI_2, A_OFFSET, A_PAY))
 
+    last = [None, None]  # (theta_l, its log-probabilities): J and J_out at the same theta^l share one forward
+
     def logp(theta_l):
-        weights = {**params, **dict(zip(theta_names, theta_l))}
-        logits = torch.func.functional_call(policy, weights, ({Columns.OBS: obs},))[Columns.ACTION_DIST_INPUTS]
-        return torch.log_softmax(logits, dim=-1).gather(1, actions.unsqueeze(1)).squeeze(1)
+        """log pi(a | o) at theta^l; computed once per theta^l (the same tensors give the same values and graph,
+        so implicit_hypergradient's J and J_out share the actor's forward pass instead of running it twice)."""
+        if last[0] is not theta_l:
+            weights = {**params, **dict(zip(theta_names, theta_l))}
+            logits = torch.func.functional_call(policy, weights, ({Columns.OBS: obs},))[Columns.ACTION_DIST_INPUTS]
+            last[:] = theta_l, torch.log_softmax(logits, dim=-1).gather(1, actions.unsqueeze(1)).squeeze(1)
+        return last[1]
 
     def inner(theta_l, phi):
         return clipped_surrogate(logp(theta_l), old_logp, offset + phi[0] * d1 + phi[1] * d2, clip)
