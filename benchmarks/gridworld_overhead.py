@@ -24,7 +24,8 @@ agent step. ``--profile`` adds cProfile's top functions of ``sample`` for the fi
 
 What to expect (measured on 2 cores at load 10-15, CPU clock, issue 11's report): raw LBF (1) ~3,400 and
 RWARE (1) ~1,250 steps/s of CPU; the wrapper within 10% of raw; RLlib with the ps runner, 4 envs: LBF 3.4x,
-RWARE 2.1x slower than raw; 16 envs: 2.5x / 1.75x; 16 envs with every switch ("fast"): 2.3x / 1.6x. RLlib's
+RWARE 2.1x slower than raw before the two switches now in the ps config (normalize/clip actions off,
+counters logged once per sample); 16 envs: 2.5x / 1.75x; 16 envs with every switch ("fast"): 2.3x / 1.6x. RLlib's
 own cost is ~115 us per agent step at 4 envs and does not go below ~60 us with 16 envs and every switch
 (episode objects, per-agent connector items), about the LBF package's own ~50 us per agent step: RWARE
 meets the 2x target, LBF cannot with RLlib's default connector pipeline.
@@ -40,7 +41,7 @@ import os
 import pstats
 import statistics
 import time
-from collections import Counter, defaultdict
+from collections import defaultdict
 
 import numpy as np
 import pandas as pd
@@ -51,55 +52,14 @@ from policies.sharing.modules import MLPActorCritic
 from ray.rllib.core.columns import Columns
 from rl_cs.config import to_dict
 from rl_cs.experiment import gridworlds
-from rl_cs.experiment.env_runner import PerModuleMetricsEnvRunner
 from rl_cs.experiment.gridworlds_config import load_experiment
 from rl_cs.registry import get_method
 
 
 # ---------------------------------------------------------------------------------------------------------
-# variants: what `rl-cs train ps` builds ("ps"), and that config with every switch measured to cut per-step
-# work ("fast"); the switches one at a time: "noclip", "metrics".
-class BatchedMetricsEnvRunner(PerModuleMetricsEnvRunner):
-    """A proposed change of rl_cs.experiment.env_runner.PerModuleMetricsEnvRunner (not in the repository: shared
-    wiring), measured here: the sampled-step counters are added up during ``sample`` and logged once per call
-    (4 MetricsLogger.log_value calls per sample instead of 4 per env step and env). The logged sums are the
-    same."""
-
-    def sample(self, *args, **kwargs):
-        self._pending_steps = 0
-        self._pending_episodes = 0
-        self._pending_modules = Counter()
-        try:
-            return super().sample(*args, **kwargs)
-        finally:
-            self._flush_sampled_metrics()
-
-    def _increase_sampled_metrics(self, num_steps, next_obs, episode):
-        self._pending_steps += num_steps
-        if episode.is_done:
-            self._pending_episodes += 1
-        for aid in next_obs:
-            self._pending_modules[episode.module_for(aid)] += 1
-        return num_steps
-
-    def _flush_sampled_metrics(self):
-        from rl_cs.experiment.env_runner import (NUM_ENV_STEPS_SAMPLED, NUM_ENV_STEPS_SAMPLED_LIFETIME,
-                                                 NUM_EPISODES, NUM_EPISODES_LIFETIME, NUM_MODULE_STEPS_SAMPLED,
-                                                 NUM_MODULE_STEPS_SAMPLED_LIFETIME)
-
-        if self._pending_steps:
-            self.metrics.log_value(NUM_ENV_STEPS_SAMPLED, self._pending_steps, reduce="sum")
-            self.metrics.log_value(NUM_ENV_STEPS_SAMPLED_LIFETIME, self._pending_steps, reduce="lifetime_sum",
-                                   with_throughput=True)
-        if self._pending_episodes:
-            self.metrics.log_value(NUM_EPISODES, self._pending_episodes, reduce="sum")
-            self.metrics.log_value(NUM_EPISODES_LIFETIME, self._pending_episodes, reduce="lifetime_sum")
-        for module, count in self._pending_modules.items():
-            self.metrics.log_value((NUM_MODULE_STEPS_SAMPLED, module), count, reduce="sum")
-            self.metrics.log_value((NUM_MODULE_STEPS_SAMPLED_LIFETIME, module), count, reduce="lifetime_sum")
-        self._pending_steps, self._pending_episodes, self._pending_modules = 0, 0, Counter()
-
-
+# variants: what `rl-cs train ps` builds ("ps": since issue 11's measurement it has normalize_actions and
+# clip_actions off and logs the sampled-step counters once per sample, rl_cs.experiment.ppo / env_runner), and
+# a proposed module change measured on top of it ("sample").
 class SamplingMLPActorCritic(MLPActorCritic):
     """A proposed change of policies.sharing.modules.MLPActorCritic (not in the repository: another helper's
     module), measured here: exploring, the module samples its actions itself (one softmax, one multinomial
@@ -123,22 +83,10 @@ def _sampling_module(ppo):
     return ppo
 
 
-def _noclip(ppo):
-    """RLlib's ``normalize_actions``/``clip_actions`` (default True) deep-copy every action into a second
-    column (ACTIONS_FOR_ENV) and visit each one, although Discrete actions are never unsquashed nor clipped."""
-    return ppo.environment(normalize_actions=False, clip_actions=False)
-
-
-def _metrics(ppo):
-    return ppo.env_runners(env_runner_cls=BatchedMetricsEnvRunner)
-
-
 VARIANTS = {
     "ps": ("the runner `rl-cs train ps` builds", ()),
-    "noclip": ("ps + normalize_actions=False, clip_actions=False (RLlib switch)", (_noclip,)),
-    "metrics": ("ps + sampled-step counters logged once per sample (env_runner change)", (_metrics,)),
     "sample": ("ps + the module samples its own actions (MLPActorCritic change)", (_sampling_module,)),
-    "fast": ("ps + noclip + metrics + sample", (_noclip, _metrics, _sampling_module)),
+    "fast": ("ps + sample (the old name of the all-switches variant)", (_sampling_module,)),
 }
 
 

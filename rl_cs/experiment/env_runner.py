@@ -39,17 +39,36 @@ class PerModuleMetricsEnvRunner(MultiAgentEnvRunner):
             self.episodes_to_numpy = to_numpy
         return [episode.to_numpy() for episode in episodes] if to_numpy else episodes
 
+    def sample(self, *args, **kwargs):
+        """RLlib's sample, with the sampled-step counters added up during it and logged once at its end (4
+        MetricsLogger calls per sample instead of 4 per env step and env: 51 -> 13 µs per LBF env step,
+        benchmarks/gridworld_overhead.py); the logged sums are the same."""
+        self._pending_steps, self._pending_episodes, self._pending_modules = 0, 0, Counter()
+        try:
+            return super().sample(*args, **kwargs)
+        finally:
+            self._flush_sampled_metrics()
+
     def _increase_sampled_metrics(self, num_steps, next_obs, episode):
-        self.metrics.log_value(NUM_ENV_STEPS_SAMPLED, num_steps, reduce="sum")
-        self.metrics.log_value(NUM_ENV_STEPS_SAMPLED_LIFETIME, num_steps, reduce="lifetime_sum",
-                               with_throughput=True)
+        self._pending_steps += num_steps
         if episode.is_done:
-            self.metrics.log_value(NUM_EPISODES, 1, reduce="sum")
-            self.metrics.log_value(NUM_EPISODES_LIFETIME, 1, reduce="lifetime_sum")
-        for module, count in Counter(episode.module_for(aid) for aid in next_obs).items():
+            self._pending_episodes += 1
+        for aid in next_obs:
+            self._pending_modules[episode.module_for(aid)] += 1
+        return num_steps
+
+    def _flush_sampled_metrics(self) -> None:
+        if self._pending_steps:
+            self.metrics.log_value(NUM_ENV_STEPS_SAMPLED, self._pending_steps, reduce="sum")
+            self.metrics.log_value(NUM_ENV_STEPS_SAMPLED_LIFETIME, self._pending_steps, reduce="lifetime_sum",
+                                   with_throughput=True)
+        if self._pending_episodes:
+            self.metrics.log_value(NUM_EPISODES, self._pending_episodes, reduce="sum")
+            self.metrics.log_value(NUM_EPISODES_LIFETIME, self._pending_episodes, reduce="lifetime_sum")
+        for module, count in self._pending_modules.items():
             self.metrics.log_value((NUM_MODULE_STEPS_SAMPLED, module), count, reduce="sum")
             self.metrics.log_value((NUM_MODULE_STEPS_SAMPLED_LIFETIME, module), count, reduce="lifetime_sum")
-        return num_steps
+        self._pending_steps, self._pending_episodes, self._pending_modules = 0, 0, Counter()
 
     def _log_episode_metrics(self, length, ret, sec, agents=None, modules=None, agent_steps=None):
         if modules is not None:
