@@ -214,6 +214,9 @@ class ZeroCritic:
     def compute_values(self, batch):
         return torch.zeros(len(batch["env_reward"]))
 
+    def is_stateful(self):
+        return False
+
 
 def fake_batch(layout, payment: float):
     """Two trajectories of 6 rows (the last a bootstrap row): rows 1 and 2 of each share a task paid

@@ -12,7 +12,8 @@ from policies.cafe.config import CreditConfig, ImplicitGradConfig, PhiConfig
 from policies.cafe.credit import CreditModel, contributions, gaussian_kl, redistribute, reward_jacobian
 from policies.cafe.finetune import FinetuneSchedule, newton_step, push_rows
 from policies.cafe.finite import NonFiniteError
-from policies.cafe.hypergradient import implicit_hypergradient, inverse_hvp, raised_damping, select_parameters
+from policies.cafe.hypergradient import (implicit_hypergradient, inverse_hvp, next_damping, raised_damping,
+                                         select_parameters)
 from policies.cafe.regulariser import LinearReturns, linear_return_gap, linear_returns, return_gap_loss
 from rl_cs.errors import InputError
 
@@ -230,6 +231,8 @@ def test_inverse_hvp_matches_direct_solve(solver):
     solve = inverse_hvp(lambda v: a @ v, b, config)
     torch.testing.assert_close(solve.solution, expected)
     assert solve.damping == 0.5 and solve.increases == 0 and solve.residual < 1e-6
+    # CG's recursive residual costs no product (Neumann's explicit check costs one)
+    assert solve.products == solve.iterations + (solver == "neumann")
 
 
 def test_cg_at_non_positive_curvature_raises_the_damping_instead_of_returning_zero():
@@ -246,6 +249,59 @@ def test_cg_at_non_positive_curvature_raises_the_damping_instead_of_returning_ze
     # with no raises allowed it stops at the negative curvature, and its residual says how poor the iterate is
     stopped = inverse_hvp(lambda v: a @ v, b, ImplicitGradConfig(("head",), damping=1e-3, damping_increases=0))
     assert stopped.increases == 0 and stopped.residual > 0.5
+
+
+def explicit_residual(a, b, solve):
+    return float((b - (a + solve.damping * torch.eye(len(b), dtype=DOUBLE)) @ solve.solution).norm() / b.norm())
+
+
+@pytest.mark.parametrize("iterations", [1, 2, 3, 6, 50])
+def test_cg_recursive_residual_is_the_true_residual(iterations):
+    """CG reports its recursive residual instead of one more product: the same as ||b - (A + dI) x|| / ||b||,
+    for truncated solves, converged ones and one stopped at non-positive curvature."""
+    a, b = spd_matrix(6, 0.1, 5.0), torch.randn(6, dtype=DOUBLE)
+    solve = inverse_hvp(lambda v: a @ v, b, ImplicitGradConfig(("head",), iterations=iterations, damping=0.2))
+    assert solve.residual == pytest.approx(explicit_residual(a, b, solve), rel=1e-6, abs=1e-12)
+    q, _ = torch.linalg.qr(torch.randn(6, 6, dtype=DOUBLE))
+    indefinite = q @ torch.diag(torch.tensor([-2.0, -0.5, 0.3, 1.0, 2.0, 3.0], dtype=DOUBLE)) @ q.T
+    for increases in (0, 8):
+        solve = inverse_hvp(lambda v: indefinite @ v, b,
+                            ImplicitGradConfig(("head",), iterations=iterations, damping_increases=increases))
+        assert solve.residual == pytest.approx(explicit_residual(indefinite, b, solve), rel=1e-6, abs=1e-12)
+
+
+def test_damping_is_carried_across_solves_levenberg_marquardt_style():
+    """next_damping: a solve that raised its damping hands on the damping it ended with, so the next solve on
+    the same indefinite matrix needs no restart; a solve that did not decays it by damping_decay, never below
+    config.damping; each solve still solves (A + its damping I) x = b and never returns zero."""
+    q, _ = torch.linalg.qr(torch.randn(6, 6, dtype=DOUBLE))
+    a = q @ torch.diag(torch.tensor([-2.0, -0.5, 0.3, 1.0, 2.0, 3.0], dtype=DOUBLE)) @ q.T
+    b = q @ torch.ones(6, dtype=DOUBLE)
+    config = ImplicitGradConfig(("head",), iterations=50, damping=1e-3, damping_decay=0.5)
+    first = inverse_hvp(lambda v: a @ v, b, config)
+    assert first.increases >= 1 and first.products > first.iterations  # restarted: the cost the carry saves
+    assert next_damping(config, first) == first.damping
+    second = inverse_hvp(lambda v: a @ v, b, config, next_damping(config, first))
+    assert second.increases == 0 and second.damping == first.damping and second.products == second.iterations
+    assert next_damping(config, second) == pytest.approx(0.5 * first.damping)
+    dampings, restarts, damping = [], 0, next_damping(config, second)
+    for _ in range(20):  # on a fixed matrix the damping settles: decays while it can, raised when it must
+        solve = inverse_hvp(lambda v: a @ v, b, config, damping)
+        expected = torch.linalg.solve(a + solve.damping * torch.eye(6, dtype=DOUBLE), b)
+        torch.testing.assert_close(solve.solution, expected)
+        assert solve.damping >= damping and solve.solution.norm() > 0.01 and solve.residual < 1e-6
+        restarts += solve.increases > 0
+        dampings.append(solve.damping)
+        damping = next_damping(config, solve)
+    assert restarts <= 10 and min(dampings) > 2.0  # never below the most negative eigenvalue for long
+    # on a positive definite matrix it decays to the floor and stays there
+    spd, damping = spd_matrix(6), 4.0
+    for _ in range(20):
+        solve = inverse_hvp(lambda v: spd @ v, b, config, damping)
+        assert solve.increases == 0
+        damping = next_damping(config, solve)
+    assert damping == config.damping
+    assert next_damping(ImplicitGradConfig(("head",), damping=0.1, damping_decay=1.0), solve._replace(damping=3.0)) == 3.0
 
 
 class Quadratic:
@@ -300,6 +356,32 @@ def test_hypergradient_on_a_quadratic_matches_closed_form_and_finite_differences
         for e in torch.eye(2, dtype=DOUBLE)
     ])
     torch.testing.assert_close(result.total, finite_differences, rtol=1e-6, atol=1e-6)
+
+
+def test_hypergradient_with_a_carried_damping_matches_its_closed_form():
+    """Started at a carried damping d (the learner's next_damping), the hypergradient is Eq. 14 with -H + d I
+    in place of -H, exactly: closed form d_phi J_out + B'(A + d I)^-1 (target - theta) - dL/dphi."""
+    problem, phi, damping = Quadratic(), torch.tensor([0.3, -1.2], dtype=DOUBLE), 0.7
+    config = ImplicitGradConfig(("head",), iterations=200, damping=0.0, cg_tolerance=1e-12)
+    theta_star = problem.theta_star(phi)
+    result = implicit_hypergradient(problem.inner, problem.split(theta_star), phi, config, problem.regulariser,
+                                    problem.outer, damping=damping)
+    assert result.solve.damping == damping and result.solve.increases == 0
+    damped = problem.a + damping * torch.eye(7, dtype=DOUBLE)
+    closed_form = (problem.d + problem.b.T @ torch.linalg.solve(damped, problem.target - theta_star)
+                   - 4.0 * (phi - problem.m))
+    torch.testing.assert_close(result.total, closed_form)
+    # and it is the finite-difference gradient of F for the damped inner problem, whose optimum moves with
+    # phi as (A + d I)^-1 B (the implicit function theorem with -H + d I)
+    eps = 1e-6
+
+    def solved(p):
+        theta = theta_star + torch.linalg.solve(damped, problem.b @ (p - phi))
+        return problem.outer(problem.split(theta), p) - problem.regulariser(p)
+
+    differences = torch.stack([(solved(phi + eps * e) - solved(phi - eps * e)) / (2 * eps)
+                               for e in torch.eye(2, dtype=DOUBLE)])
+    torch.testing.assert_close(result.total, differences, rtol=1e-6, atol=1e-6)
 
 
 def test_hypergradient_with_the_inner_objective_as_outer_is_eq14_literally():
@@ -432,6 +514,8 @@ def test_finetune_schedule_waits_for_the_training_revenue_to_plateau_and_stays_o
     (lambda: PhiConfig(redistribution="per_decision").validate(), "cafe.phi.redistribution"),
     (lambda: ImplicitGradConfig(("head",), outer="revenue").validate(), "cafe.implicit.outer"),
     (lambda: ImplicitGradConfig(("head",), damping_increases=-1).validate(), "cafe.implicit.damping_increases"),
+    (lambda: ImplicitGradConfig(("head",), damping_decay=0.0).validate(), "cafe.implicit.damping_decay"),
+    (lambda: ImplicitGradConfig(("head",), damping_decay=1.5).validate(), "cafe.implicit.damping_decay"),
     (lambda: ImplicitGradConfig(("head",), solver="newton").validate(), "cafe.implicit.solver"),
     (lambda: ImplicitGradConfig(()).validate(), "cafe.implicit.theta_l_layers"),
     (lambda: CreditConfig(kl_weight=-1.0).validate(), "cafe.credit.kl_weight"),

@@ -105,6 +105,37 @@ def test_connector_rewrites_the_rewards_ppo_trains_on_and_nothing_else(cafe):
     assert 0 < metrics["tau0_share"] < 1 and metrics["reward_mean_tau0"] == 0.0
 
 
+def test_connector_advantages_are_rllib_gae_on_the_rewritten_rewards(cafe):
+    """Issue 9: CAFE's learner replaces RLlib's GeneralAdvantageEstimation by GivenAdvantageEstimation, which
+    keeps the advantages and value targets CAFE's connector computed from its own critic pass; they are what
+    RLlib's piece computes on the rewritten rewards (one critic pass over the batch instead of two)."""
+    from ray.rllib.connectors.learner import GeneralAdvantageEstimation
+
+    from policies.cafe.learner import GivenAdvantageEstimation
+
+    learner = cafe.learner_group._learner
+    pieces = [type(piece).__name__ for piece in learner._learner_connector.connectors]
+    assert "GeneralAdvantageEstimation" not in pieces
+    assert pieces.index("RewriteRewards") + 1 == pieces.index("GivenAdvantageEstimation")
+    episodes = copy.deepcopy(cafe.env_runner.sample(num_timesteps=300))
+    batch = learner._learner_connector(rl_module=learner.module, batch={}, episodes=episodes, shared_data={},
+                                       metrics=learner.metrics)
+    ours = batch["shared"]
+    gae = (Postprocessing.ADVANTAGES, Postprocessing.VALUE_TARGETS)
+    stripped = {"shared": {key: value for key, value in ours.items() if key not in gae}}
+    config = cafe.config
+    rllib = GeneralAdvantageEstimation(gamma=config.gamma, lambda_=config.lambda_)(
+        rl_module=learner.module, batch=copy.copy(stripped), episodes=episodes)["shared"]
+    for key in gae:
+        assert ours[key].dtype == rllib[key].dtype and ours[key].shape == rllib[key].shape
+        torch.testing.assert_close(ours[key], rllib[key], rtol=1e-6, atol=1e-6)
+    # without the connector's columns the piece is RLlib's GAE
+    given = GivenAdvantageEstimation(gamma=config.gamma, lambda_=config.lambda_)(
+        rl_module=learner.module, batch={"shared": dict(stripped["shared"])}, episodes=episodes)["shared"]
+    for key in gae:
+        torch.testing.assert_close(given[key], rllib[key], rtol=0, atol=0)
+
+
 def test_phi_updates_bring_redistributed_return_to_eta_times_payments(cafe):
     learner, batch, _ = learner_batches(cafe, cafe.env_runner.sample(num_timesteps=300))
     credit = learner.module["credit"]

@@ -129,7 +129,8 @@ class ImplicitGradConfig:
     iterations: int = 10
     """Hessian-vector products per solve."""
     damping: float = 1e-3
-    """lambda in (-H + lambda I): regularises a singular or indefinite Hessian."""
+    """lambda in (-H + lambda I): regularises a singular or indefinite Hessian. The first solve starts here and
+    it is the floor of the adaptive damping (damping_decay)."""
     cg_tolerance: float = 1e-6
     """CG stops when the residual norm falls below this fraction of the right-hand side's norm."""
     neumann_scale: float = 0.1
@@ -138,6 +139,11 @@ class ImplicitGradConfig:
     """CG meeting non-positive curvature (-H not positive definite: J not locally concave in theta^l) raises
     the damping past that curvature and starts again, at most this many times; then the last iterate is used.
     Each solve logs the damping it ended with and how often it was raised (never a silent zero)."""
+    damping_decay: float = 0.75
+    """The damping is carried across solves (Levenberg-Marquardt style, our choice; the paper does not specify
+    the solver's damping): each solve starts at the damping the previous one ended with, times this factor
+    when the previous one needed no increase, never below ``damping``. 1 keeps a raised damping for good;
+    smaller follows a Hessian that becomes concave faster but restarts more solves."""
 
     def validate(self, where: str = "cafe.implicit") -> None:
         require(isinstance(self.theta_l_layers, (list, tuple))
@@ -155,6 +161,8 @@ class ImplicitGradConfig:
         require(self.neumann_scale > 0, f"{where}.neumann_scale", f"must be > 0, got {self.neumann_scale}")
         require(self.damping_increases >= 0, f"{where}.damping_increases",
                 f"must be >= 0, got {self.damping_increases}")
+        require(0 < self.damping_decay <= 1, f"{where}.damping_decay",
+                f"must be in (0, 1], got {self.damping_decay}")
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,12 @@ Once per training iteration, on the whole train batch, under torch.no_grad():
    rewards, so with D(x) the GAE of rewards x at zero values, A(phi) = A_OFFSET + phi_1 D(dr/dphi_1)
    + phi_2 D(dr/dphi_2), exactly for the linear "mix" redistribution and to first order at the batch's phi
    (hence with the exact Eq. 14 gradient there) for "weights";
-6. the payment advantages A_PAY = GAE(eta rho) at the critic's values, for the outer objective J_out.
+6. the payment advantages A_PAY = GAE(eta rho) at the critic's values, for the outer objective J_out;
+7. RLlib's own GAE columns for PPO (Postprocessing.ADVANTAGES, standardised over the batch, and
+   VALUE_TARGETS), computed exactly as GeneralAdvantageEstimation would from the same rewards, from the critic
+   values step 5 needs anyway: CAFE's learner (policies.cafe.learner.GivenAdvantageEstimation) then skips
+   RLlib's second critic pass over the train batch for this module (issue 9). Not for a stateful (padded)
+   policy, which RLlib's GAE handles itself.
 
 L_Lambda (Eq. 6) takes one trajectory lambda per multi-agent episode chunk: the summed redistributed rewards
 of all its workers against eta times the platform payments it realised.
@@ -21,8 +26,11 @@ of all its workers against eta times the platform payments it realised.
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 from ray.rllib.core.columns import Columns
+from ray.rllib.evaluation.postprocessing import Postprocessing
+from ray.rllib.utils.postprocessing.value_predictions import compute_value_targets
 
 from policies.cafe.credit import contributions, redistribute, reward_jacobian
 from policies.cafe.finetune import newton_step
@@ -45,14 +53,35 @@ def batch_contributions(batch: dict):
                          batch[fact("event_weight")], batch[fact("valid")])
 
 
+def gae_targets(batch: dict, values: torch.Tensor, rewards: torch.Tensor, gamma: float, lambda_: float) -> np.ndarray:
+    """GAE value targets of ``rewards`` at ``values``, exactly as RLlib's GeneralAdvantageEstimation computes
+    them (float32 numpy, its recursion, the batch's episode-chunk boundaries); advantages = targets - values."""
+    numpy = [x.detach().cpu().numpy().astype(np.float32) for x in (values, rewards, batch[Columns.TERMINATEDS],
+                                                                   batch[Columns.TRUNCATEDS])]
+    return compute_value_targets(*numpy, gamma=gamma, lambda_=lambda_)
+
+
+def ppo_gae_columns(targets: np.ndarray, values: torch.Tensor) -> dict[str, torch.Tensor]:
+    """RLlib's GeneralAdvantageEstimation output for a non-stateful module from its value targets: the
+    advantages standardised over the batch (numpy, as RLlib does) and the value targets, as tensors."""
+    advantages = targets - values.detach().cpu().numpy().astype(np.float32)
+    advantages = (advantages - advantages.mean()) / max(1e-4, advantages.std())
+    return {Postprocessing.ADVANTAGES: torch.as_tensor(advantages, device=values.device),
+            Postprocessing.VALUE_TARGETS: torch.as_tensor(targets, device=values.device)}
+
+
 def advantage_basis(batch: dict, values: torch.Tensor, rewards: torch.Tensor, jacobian: torch.Tensor,
-                    phi: torch.Tensor, gamma: float, lambda_: float) -> dict[str, torch.Tensor]:
+                    phi: torch.Tensor, gamma: float, lambda_: float,
+                    targets: np.ndarray | None = None) -> dict[str, torch.Tensor]:
     """D(dr/dphi_1), D(dr/dphi_2) and A_OFFSET with RLlib's own GAE recursion (so that at the batch's phi
-    they add up to what GAE computes on ``rewards``)."""
+    they add up to what GAE computes on ``rewards``); ``targets``: gae_targets(batch, values, rewards, ...) if
+    already computed."""
     zeros = torch.zeros_like(rewards)
     d1 = batch_gae(batch, zeros, jacobian[:, 0], gamma, lambda_)
     d2 = batch_gae(batch, zeros, jacobian[:, 1], gamma, lambda_)
-    full = batch_gae(batch, values, rewards, gamma, lambda_)
+    if targets is None:
+        targets = gae_targets(batch, values, rewards, gamma, lambda_)
+    full = torch.as_tensor(targets - values.detach().cpu().numpy().astype(np.float32), device=rewards.device)
     return {D_PHI_1: d1, D_PHI_2: d2, A_OFFSET: full - phi[0] * d1 - phi[1] * d2}
 
 
@@ -93,7 +122,8 @@ def cafe_rewrite(credit, batch: dict, rl_module) -> tuple[torch.Tensor, dict]:
                   "L_Lambda_buffer_after": float(buffer_loss(credit.phi.double()))}
 
     phi = credit.phi.clone()
-    rewards = redistribute(cmi, phi, parts, eta, form, floor, by_work)
+    # 0 on non-decision rows, as policies.shaping.RewriteRewards writes them (the GAE below runs on these)
+    rewards = torch.where(valid, redistribute(cmi, phi, parts, eta, form, floor, by_work), 0.0)
     jacobian = reward_jacobian(cmi, phi, parts, eta, form, floor, by_work)
     credit.last_returns = linear_returns(rewards, jacobian, phi, payments, segments)
     revenue = batch[fact("near_revenue")].to(cmi.dtype)
@@ -101,11 +131,13 @@ def cafe_rewrite(credit, batch: dict, rl_module) -> tuple[torch.Tensor, dict]:
     policy = rl_module[config["policy"]]
     values = policy.compute_values(batch)
     gamma, lambda_ = config["gamma"], config["lambda_"]
-    basis = advantage_basis(batch, values, rewards, jacobian, phi, gamma, lambda_)
+    targets = gae_targets(batch, values, rewards, gamma, lambda_)
+    basis = advantage_basis(batch, values, rewards, jacobian, phi, gamma, lambda_, targets)
     pay_advantages = batch_gae(batch, values, eta * payments, gamma, lambda_)
+    ppo = {} if policy.is_stateful() else ppo_gae_columns(targets, values)
     credit.rewrite_metrics = rewrite_metrics(batch, cmi, rewards, payments, parts, credit, revenue_rate, schedule,
                                              eta, newton)
-    return rewards, {CMI: cmi, REVENUE_TARGET: (revenue - mean) / std, A_PAY: pay_advantages, **basis}
+    return rewards, {CMI: cmi, REVENUE_TARGET: (revenue - mean) / std, A_PAY: pay_advantages, **basis, **ppo}
 
 
 def rewrite_metrics(batch, cmi, rewards, payments, parts, credit, revenue_rate, schedule, eta, newton) -> dict:

@@ -43,6 +43,7 @@ class CreditModule(RewardShaper, TorchRLModule):
         self.layout = ObsLayout(**config["layout"])
         hidden = config.get("hidden_dim", 128)
         self.trunk = AttentionTower(self.layout, config.get("embed_dim", 64), config.get("num_heads", 4), hidden)
+        self.credit_input_dim = hidden
         self.credit = CreditModel(CreditConfig(**config.get("credit", {})), obs_dim=hidden,
                                   num_actions=self.layout.num_actions)
         self.phi_config = PhiConfig(**config.get("phi", {}))
@@ -64,20 +65,25 @@ class CreditModule(RewardShaper, TorchRLModule):
         self.rewrite_metrics = None
 
     # ------------------------------------------------------------------ Eq. 3 and Eq. 4
-    def _inputs(self, batch: dict):
-        features, _ = self.trunk(batch[Columns.OBS])
-        return (features, batch[Columns.ACTIONS].long(), batch[fact("neighbour_actions")].long(),
-                batch[fact("neighbour_mask")].bool())
+    def _inputs(self, batch: dict, rows: torch.Tensor):
+        """The VAE's inputs on the selected ``rows`` only: the trunk (an attention tower, row by row) never
+        runs on the batch's non-decision rows (~20% of a CSC batch: bootstrap and idle steps)."""
+        obs = batch[Columns.OBS][rows]
+        # (torch's attention cannot run on zero rows; none selected gives none, as selecting after the trunk did)
+        features = self.trunk(obs)[0] if len(obs) else obs.new_zeros(0, self.credit_input_dim)
+        return (features, batch[Columns.ACTIONS][rows].long(), batch[fact("neighbour_actions")][rows].long(),
+                batch[fact("neighbour_mask")][rows].bool())
 
     def cmi(self, batch: dict) -> torch.Tensor:
         """CMI_t^i (Eq. 3) for every row of a policy batch, 0 on non-decision rows; shape (N,)."""
-        cmi = self.credit.cmi(*self._inputs(batch))
-        return torch.where(batch[fact("valid")], cmi, torch.zeros_like(cmi))
+        valid = batch[fact("valid")]
+        cmi = self.credit.cmi(*self._inputs(batch, valid))
+        return torch.zeros(len(valid), dtype=cmi.dtype, device=cmi.device).masked_scatter(valid, cmi)
 
     def shaping_loss(self, batch: dict):
         """Negative ELBO of Eq. 4 on the decision rows of a (mini)batch, with CMI statistics to log."""
         valid = batch[fact("valid")]
-        obs, action, neighbours, mask = (x[valid] for x in self._inputs(batch))
+        obs, action, neighbours, mask = self._inputs(batch, valid)
         loss = self.credit.loss(obs, action, neighbours, mask, batch[REVENUE_TARGET][valid])
         cmi = batch[CMI][valid]
         metrics = {"vae_loss": loss.total.detach(), "vae_reconstruction": loss.reconstruction.detach(),

@@ -21,7 +21,9 @@ phi moves the policy's optimum and whether that move earns more payments.
 
 -H is not positive definite away from a maximum of J; the CG solve then raises its damping instead of
 stopping at the first non-positive curvature with whatever iterate it had (before issue 9 that was often
-exactly zero, and the implicit term with it): see inverse_hvp.
+exactly zero, and the implicit term with it): see inverse_hvp. The damping is carried from one solve to the
+next (next_damping, Levenberg-Marquardt style), so that a solve rarely has to restart: our choice, the paper
+does not say how its inverse-Hessian-vector product is damped or solved.
 """
 
 from __future__ import annotations
@@ -46,13 +48,16 @@ class Solve(NamedTuple):
 
     solution: torch.Tensor
     damping: float
-    """The damping the solve ended with (config.damping, or more after non-positive curvature)."""
+    """The damping the solve ended with (the one it started at, or more after non-positive curvature): the
+    returned x solves (A + damping I) x = b."""
     increases: int
     """How often non-positive curvature made CG raise the damping and start again."""
     iterations: int
     """Matrix-vector products of the last attempt."""
     residual: float
-    """||b - (A + damping I) x|| / ||b|| of the returned x (0 when b = 0)."""
+    """||b - (A + damping I) x|| / ||b|| of the returned x (0 when b = 0); for CG its recursive residual."""
+    products: int = 0
+    """Matrix-vector products of all attempts together (the solve's cost)."""
 
 
 @dataclass(frozen=True)
@@ -88,18 +93,25 @@ def select_parameters(module: nn.Module, layers: Sequence[str],
 
 
 def conjugate_gradient(matvec: Callable[[torch.Tensor], torch.Tensor], b: torch.Tensor, iterations: int,
-                       tolerance: float) -> tuple[torch.Tensor, float | None, int]:
+                       tolerance: float) -> tuple[torch.Tensor, float | None, int, float]:
     """Solve A x = b for symmetric positive definite A, given only x -> A x.
 
-    Returns (x, rayleigh, products): stops early at a relative residual below ``tolerance``; or, meeting a
-    direction p of non-positive curvature (p'Ap <= 0: A is not positive definite there), returns the iterate
-    so far and rayleigh = p'Ap / p'p (else None), so that the caller can raise the damping and solve again.
+    Returns (x, rayleigh, products, residual): stops early at a relative residual below ``tolerance``; or,
+    meeting a direction p of non-positive curvature (p'Ap <= 0: A is not positive definite there), returns the
+    iterate so far and rayleigh = p'Ap / p'p (else None), so that the caller can raise the damping and solve
+    again. ``residual`` is ||r|| / ||b|| (0 when b = 0) for CG's recursive residual r: r_0 = b - A x_0 with
+    x_0 = 0, and each step updates x by alpha p and r by -alpha A p, so r = b - A x exactly in exact arithmetic
+    for the returned x (also at non-positive curvature, where neither moved). In floating point it drifts from
+    the true residual only near rounding level (relative ~1e-7 in float32), far below what it is logged for,
+    and it saves the extra matrix-vector product an explicit check would cost.
     """
     x = torch.zeros_like(b)
     r, p = b.clone(), b.clone()
     rr = r @ r
+    bb = float(rr)
     stop = (tolerance * b.norm()) ** 2
     products = 0
+    rayleigh = None
     for _ in range(iterations):
         if rr <= stop:
             break
@@ -107,12 +119,14 @@ def conjugate_gradient(matvec: Callable[[torch.Tensor], torch.Tensor], b: torch.
         products += 1
         curvature = p @ ap
         if curvature <= 0:
-            return x, float(curvature / (p @ p).clamp_min(1e-30)), products
+            rayleigh = float(curvature / (p @ p).clamp_min(1e-30))
+            break
         alpha = rr / curvature
         x, r = x + alpha * p, r - alpha * ap
         rr, rr_old = r @ r, rr
         p = r + (rr / rr_old) * p
-    return x, None, products
+    residual = (float(rr) / bb) ** 0.5 if bb > 0 else 0.0
+    return x, rayleigh, products, residual
 
 
 def neumann_series(matvec: Callable[[torch.Tensor], torch.Tensor], b: torch.Tensor,
@@ -132,29 +146,48 @@ def raised_damping(damping: float, rayleigh: float) -> float:
 
 
 def inverse_hvp(matvec: Callable[[torch.Tensor], torch.Tensor], b: torch.Tensor,
-                config: ImplicitGradConfig) -> Solve:
+                config: ImplicitGradConfig, damping: float | None = None) -> Solve:
     """(A + damping I)^-1 b with the solver chosen by config; every product is checked for NaN/inf.
 
-    CG never returns a silent zero: at non-positive curvature (A = -H is indefinite where J is not locally
-    concave in theta^l, e.g. early in training) the damping is raised (raised_damping) and CG starts again,
-    up to config.damping_increases times, a Levenberg-Marquardt-style trust region. The Neumann series has
-    no such check (it diverges instead: keep neumann_scale below 2 / the largest eigenvalue).
+    ``damping`` is where the solve starts (default config.damping; the learner passes next_damping of its
+    previous solve). CG never returns a silent zero: at non-positive curvature (A = -H is indefinite where J
+    is not locally concave in theta^l, e.g. early in training) the damping is raised (raised_damping) and CG
+    starts again, up to config.damping_increases times, a Levenberg-Marquardt-style trust region; the last
+    attempt's iterate is returned with the damping it solved for, so the result is always the (truncated) CG
+    solution of (A + Solve.damping I) x = b. The Neumann series has no such check (it diverges instead: keep
+    neumann_scale below 2 / the largest eigenvalue) and its residual costs one more product.
     """
     def damped(damping: float) -> Callable[[torch.Tensor], torch.Tensor]:
         return lambda v: check_finite("Hessian-vector product", matvec(v)) + damping * v
 
-    damping, increases = float(config.damping), 0
+    damping = float(config.damping if damping is None else damping)
+    increases, total = 0, 0
     if config.solver == "cg":
         while True:
-            x, rayleigh, products = conjugate_gradient(damped(damping), b, config.iterations, config.cg_tolerance)
+            x, rayleigh, products, residual = conjugate_gradient(damped(damping), b, config.iterations,
+                                                                 config.cg_tolerance)
+            total += products
             if rayleigh is None or increases >= config.damping_increases:
                 break
             damping, increases = raised_damping(damping, rayleigh), increases + 1
     else:
         x, products = neumann_series(damped(damping), b, config.iterations, config.neumann_scale), config.iterations
-    norm = float(b.norm())
-    residual = float((b - damped(damping)(x)).norm()) / norm if norm > 0 else 0.0
-    return Solve(x, damping, increases, products, residual)
+        norm = float(b.norm())
+        residual = float((b - damped(damping)(x)).norm()) / norm if norm > 0 else 0.0
+        total = products + 1
+    return Solve(x, damping, increases, products, residual, total)
+
+
+def next_damping(config: ImplicitGradConfig, solve: Solve) -> float:
+    """The damping the next solve starts at (Levenberg-Marquardt style, our choice: the paper does not say how
+    its inverse-HVP is damped). After a solve that had to raise its damping, the damping it ended with (the
+    curvature it met is likely still there on the next minibatch); after one that did not, that damping times
+    config.damping_decay, but never below config.damping. So the damping follows the Hessian's most negative
+    curvature down as training makes J locally concave, and a solve restarts only when the curvature got
+    worse or the decay undershot, instead of climbing from config.damping again every time."""
+    if solve.increases > 0:
+        return solve.damping
+    return max(float(config.damping), solve.damping * config.damping_decay)
 
 
 def _flat(tensors: Sequence[torch.Tensor]) -> torch.Tensor:
@@ -165,13 +198,15 @@ def _flat(tensors: Sequence[torch.Tensor]) -> torch.Tensor:
 def implicit_hypergradient(inner: Objective, theta_l: Sequence[torch.Tensor], phi: torch.Tensor,
                            config: ImplicitGradConfig,
                            regulariser: Callable[[torch.Tensor], torch.Tensor] | None = None,
-                           outer: Objective | None = None) -> Hypergradient:
+                           outer: Objective | None = None, damping: float | None = None) -> Hypergradient:
     """dF/dphi of Eq. 14 at (theta_l, phi), using Hessian-vector products of `inner` in theta_l only.
 
     inner        J(theta_l, phi), maximised by the actor (Eq. 7, inner level)
     theta_l      current values of the actor's last layers (copied: neither they nor phi get .grad)
     regulariser  phi -> L_Lambda(phi) (Eq. 6); omitted means no third term
     outer        J_out(theta_l, phi) for the first two terms of Eq. 14; omitted means J_out = inner
+    damping      the damping the inverse-HVP solve starts at (inverse_hvp; omitted means config.damping).
+                 The result is exact Eq. 14 with H replaced by H - Hypergradient.solve.damping I.
     Gradient ascent on F: phi <- phi + lr * total (for a torch optimiser, set phi.grad = -total).
     """
     phi = check_finite("phi", phi).detach().requires_grad_(True)
@@ -190,7 +225,7 @@ def implicit_hypergradient(inner: Objective, theta_l: Sequence[torch.Tensor], ph
         return -_flat(torch.autograd.grad(grad_inner, theta, grad_outputs=v, retain_graph=True,
                                           materialize_grads=True))
 
-    solve = inverse_hvp(negative_hvp, grad_outer, config)
+    solve = inverse_hvp(negative_hvp, grad_outer, config, damping)
     (implicit,) = torch.autograd.grad(grad_inner @ solve.solution, phi, materialize_grads=True)
 
     reg = torch.zeros_like(phi)

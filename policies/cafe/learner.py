@@ -18,11 +18,15 @@ then is clipped into PhiConfig.phi_bounds. The pieces:
 Only theta^l (the actor's last layers, by name) is differentiated: the rest of the actor enters J with
 detached weights, so the Hessian-vector products of the inverse-HVP solve only run through theta^l.
 Newton fine-tuning (Eq. 19) happens once per iteration in the connector, when the schedule says so.
+RLlib's GeneralAdvantageEstimation piece is replaced by GivenAdvantageEstimation, which leaves the policy's
+batch alone when the connector already wrote its advantages and value targets (the connector needs the
+critic's values on the whole batch anyway; RLlib's piece would run that critic pass a second time).
 
 Reads learner_config_dict["cafe"] = {"implicit": ImplicitGradConfig fields}; phi's settings (PhiConfig) and
 whether fine-tuning is on are the credit module's (policies.cafe.credit_module).
 Logged under the credit module (each iteration's last minibatch): phi_1, phi_2, L_Lambda, the three Eq. 14
-terms, implicit_damping / implicit_damping_increases / implicit_residual (the inverse-HVP solve),
+terms, implicit_damping / implicit_damping_increases / implicit_residual / implicit_products (the inverse-HVP
+solve; its damping is carried across minibatches, policies.cafe.hypergradient.next_damping),
 implicit_step_s, finetune_on, phi_before_finetune_1/2; from the VAE loss vae_loss, vae_reconstruction,
 vae_kl, cmi_mean/std/max; from the connector (once per iteration) tau0_share, reward_change_abs_mean and
 policies.cafe.connector.rewrite_metrics.
@@ -35,12 +39,15 @@ from __future__ import annotations
 import time
 
 import torch
+from ray.rllib.connectors.learner import GeneralAdvantageEstimation
 from ray.rllib.core.columns import Columns
+from ray.rllib.core.rl_module.apis import ValueFunctionAPI
+from ray.rllib.evaluation.postprocessing import Postprocessing
 
 from policies.cafe.config import ImplicitGradConfig
 from policies.cafe.connector import A_OFFSET, A_PAY, D_PHI_1, D_PHI_2
 from policies.cafe.finite import check_finite
-from policies.cafe.hypergradient import implicit_hypergradient, select_parameters
+from policies.cafe.hypergradient import implicit_hypergradient, next_damping, select_parameters
 from policies.cafe.regulariser import linear_return_gap
 from policies.shaping.connector import fact
 from policies.shaping.learner import ShapingPPOLearner
@@ -81,17 +88,45 @@ def surrogates(policy, params: dict, theta_names: list[str], batch: dict, clip: 
     return inner, outer
 
 
+class GivenAdvantageEstimation(GeneralAdvantageEstimation):
+    """RLlib's GeneralAdvantageEstimation for every module batch except those that already carry
+    Postprocessing.ADVANTAGES and VALUE_TARGETS: CAFE's policy batch, for which policies.cafe.connector
+    computed them with RLlib's recursion and standardisation from the critic values and rewritten rewards it
+    already has (tested equal to RLlib's piece in tests/test_cafe_rllib.py). Saves one critic forward (with
+    autograd graph) over the whole train batch per iteration."""
+
+    def __call__(self, *, rl_module, batch: dict, episodes: list, **kwargs):
+        given = {mid for mid, module_batch in batch.items()
+                 if Postprocessing.ADVANTAGES in module_batch and Postprocessing.VALUE_TARGETS in module_batch}
+        if not given:
+            return super().__call__(rl_module=rl_module, batch=batch, episodes=episodes, **kwargs)
+        rest = {mid: module_batch for mid, module_batch in batch.items() if mid not in given}
+        if any(mid in rl_module and isinstance(rl_module[mid], ValueFunctionAPI) for mid in rest):
+            batch.update(super().__call__(rl_module=rl_module, batch=rest, episodes=episodes, **kwargs))
+        return batch
+
+
 class CAFELearner(ShapingPPOLearner):
     def build(self) -> None:
         super().build()
+        credit = self.module[self.shaping["shaper"]]
+        gamma, lambda_ = credit.model_config["gamma"], credit.model_config["lambda_"]
+        assert (gamma, lambda_) == (self.config.gamma, self.config.lambda_), (gamma, lambda_)
+        self._learner_connector.insert_after(GeneralAdvantageEstimation,
+                                             GivenAdvantageEstimation(gamma=gamma, lambda_=lambda_))
+        self._learner_connector.remove(GeneralAdvantageEstimation)
+        names = [type(c).__name__ for c in self._learner_connector.connectors]
+        assert names.index("RewriteRewards") + 1 == names.index("GivenAdvantageEstimation"), names
         cafe = self.config.learner_config_dict["cafe"]
         self._implicit = ImplicitGradConfig(**cafe["implicit"])
         self._implicit.validate()
         policy = self.module[self.shaping["policy"]]
         self._theta_names = list(select_parameters(policy, self._implicit.theta_l_layers))
-        credit = self.module[self.shaping["shaper"]]
         self._phi = torch.nn.Parameter(credit.phi.detach().clone())
         self._phi_optimizer = torch.optim.Adam([self._phi], lr=credit.phi_config.phi_lr)
+        # where the next inverse-HVP solve starts (hypergradient.next_damping): carried across minibatches and
+        # iterations, not checkpointed (after a restore it starts at config.damping again)
+        self._damping = float(self._implicit.damping)
 
     def compute_losses(self, *, fwd_out, batch):
         losses = super().compute_losses(fwd_out=fwd_out, batch=batch)
@@ -113,7 +148,9 @@ class CAFELearner(ShapingPPOLearner):
         regulariser = linear_return_gap(credit.last_returns, credit.phi_config.eta)
         grad = implicit_hypergradient(inner, [params[n] for n in self._theta_names], self._phi, self._implicit,
                                       regulariser=regulariser,
-                                      outer=outer if self._implicit.outer == "payment" else None)
+                                      outer=outer if self._implicit.outer == "payment" else None,
+                                      damping=self._damping)
+        self._damping = next_damping(self._implicit, grad.solve)
         self._phi_optimizer.zero_grad()
         self._phi.grad = -grad.total  # ascend F (Eq. 7)
         self._phi_optimizer.step()
@@ -129,7 +166,8 @@ class CAFELearner(ShapingPPOLearner):
                            "implicit_2": grad.implicit[1], "dL_dphi_2": grad.regulariser[1],
                            "phi_1": credit.phi[0], "phi_2": credit.phi[1], "implicit_step_s": seconds,
                            "implicit_damping": solve.damping, "implicit_damping_increases": solve.increases,
-                           "implicit_residual": solve.residual, "finetune_on": credit.finetune_on.float(),
+                           "implicit_residual": solve.residual, "implicit_products": solve.products,
+                           "finetune_on": credit.finetune_on.float(),
                            "phi_before_finetune_1": credit.phi_before_finetune[0],
                            "phi_before_finetune_2": credit.phi_before_finetune[1]}.items():
             self.metrics.log_value((shaper, key), value.item() if torch.is_tensor(value) else value, window=1)
