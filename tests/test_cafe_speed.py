@@ -126,11 +126,13 @@ def test_env_runner_with_one_numpy_conversion_samples_the_same_episodes():
         sampled.append(runner.sample(num_timesteps=300, random_actions=False))
         runner.stop()
     fast, reference = sampled
-    assert len(fast) == len(reference) > 1
+    assert len(fast) == len(reference) > 1 and any(episode.agent_episodes for episode in fast)
     for a, b in zip(fast, reference):
-        assert a.is_numpy and b.is_numpy and a.env_t_started == b.env_t_started and len(a) == len(b)
+        # (MultiAgentEpisode.is_numpy raises on a chunk in which no agent has acted yet: check agent by agent)
+        assert a.env_t_started == b.env_t_started and len(a) == len(b)
         assert set(a.agent_episodes) == set(b.agent_episodes)
         for agent, episode in a.agent_episodes.items():
             other = b.agent_episodes[agent]
+            assert episode.is_numpy and other.is_numpy
             for get in ("get_observations", "get_actions", "get_rewards"):
                 np.testing.assert_array_equal(getattr(episode, get)(), getattr(other, get)())
