@@ -8,21 +8,17 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from envs import gridworld
 from envs.gridworld import extend_observations
 from envs.lbf import LBFEnv
 from envs.rware import RWAREEnv
 
 
 def reference_extend(observations, agent_id: bool, global_state: bool) -> list:
-    """The agent-by-agent construction (envs.gridworld before issue 11)."""
-    n = len(observations)
+    """The agent-by-agent construction (envs.gridworld before issue 11, kept there for agents of different
+    observation sizes)."""
     own = [np.asarray(o, dtype=np.float32).ravel() for o in observations]
-    if agent_id:
-        own = [np.concatenate([o, np.eye(n, dtype=np.float32)[i]]) for i, o in enumerate(own)]
-    if global_state:
-        state = np.concatenate(own)
-        own = [np.concatenate([o, state]) for o in own]
-    return own
+    return gridworld._extend_observations_by_agent(own, agent_id, global_state)
 
 
 @pytest.mark.parametrize("agent_id", [False, True])
