@@ -6,6 +6,10 @@ query; each optional task is scored against that context, tau_0 from the context
 softmax (the default Categorical over masked logits) picks the action. Critic: the same structure with
 its own weights, ending in a value. Each set gets a learned always-present "null" row so that attention
 over an empty set is defined.
+
+The training forward also returns the actor tower's outputs (ACTOR_CONTEXT, ACTOR_OPTION_ROWS, detached), so
+that a learner which differentiates only the scoring layers (CAFE's phi step, whose theta^l is score_none and
+score_option) can re-score the same minibatch through ActionHead without running the attention tower again.
 """
 
 from __future__ import annotations
@@ -19,6 +23,10 @@ from ray.rllib.core.rl_module.apis import ValueFunctionAPI
 from ray.rllib.core.rl_module.torch import TorchRLModule
 
 MASKED_LOGIT = -1e9
+HEAD_LAYERS = ("score_none", "score_option")
+"""The layers that turn the actor tower's outputs into logits (AttentionActorCritic.logits_from_features)."""
+ACTOR_CONTEXT = "actor_context"
+ACTOR_OPTION_ROWS = "actor_option_rows"
 
 
 class AttentionTower(nn.Module):
@@ -69,14 +77,38 @@ class AttentionActorCritic(TorchRLModule, ValueFunctionAPI):
     def action_logits(self, obs: torch.Tensor) -> torch.Tensor:
         """Masked logits over (tau_0, tau_1..tau_x)."""
         context, option_rows = self.actor(obs)
+        return self.logits_from_features(context, option_rows, self.layout.split(obs)[2])
+
+    def logits_from_features(self, context: torch.Tensor, option_rows: torch.Tensor,
+                             action_mask: torch.Tensor) -> torch.Tensor:
+        """The scoring layers (HEAD_LAYERS) on the actor tower's outputs: masked logits."""
         paired = torch.cat([context.unsqueeze(1).expand(-1, option_rows.shape[1], -1), option_rows], dim=-1)
         logits = torch.cat([self.score_none(context), self.score_option(paired).squeeze(-1)], dim=-1)
-        _, _, action_mask = self.layout.split(obs)
         return torch.where(action_mask > 0.5, logits, torch.full_like(logits, MASKED_LOGIT))
 
     def _forward(self, batch, **kwargs):
         return {Columns.ACTION_DIST_INPUTS: self.action_logits(batch[Columns.OBS])}
 
+    def _forward_train(self, batch, **kwargs):
+        """_forward's logits plus the actor tower's outputs, detached (see the module docstring)."""
+        obs = batch[Columns.OBS]
+        context, option_rows = self.actor(obs)
+        return {Columns.ACTION_DIST_INPUTS: self.logits_from_features(context, option_rows, self.layout.split(obs)[2]),
+                ACTOR_CONTEXT: context.detach(), ACTOR_OPTION_ROWS: option_rows.detach()}
+
     def compute_values(self, batch, embeddings=None):
         context, _ = self.critic(batch[Columns.OBS])
         return self.value_head(context).squeeze(-1)
+
+
+class ActionHead(nn.Module):
+    """AttentionActorCritic.logits_from_features as a module call, so that torch.func.functional_call can
+    evaluate the scoring layers at other weights (names prefixed "module.", e.g. "module.score_none.weight")
+    without running the attention tower."""
+
+    def __init__(self, module: AttentionActorCritic):
+        super().__init__()
+        self.module = module
+
+    def forward(self, context: torch.Tensor, option_rows: torch.Tensor, action_mask: torch.Tensor) -> torch.Tensor:
+        return self.module.logits_from_features(context, option_rows, action_mask)

@@ -136,3 +136,49 @@ def test_env_runner_with_one_numpy_conversion_samples_the_same_episodes():
             assert episode.is_numpy and other.is_numpy
             for get in ("get_observations", "get_actions", "get_rewards"):
                 np.testing.assert_array_equal(getattr(episode, get)(), getattr(other, get)())
+
+
+def test_phi_step_reading_ppo_forward_features_gives_the_same_hypergradient(tmp_path):
+    """The phi step on the actor tower's outputs from PPO's training forward (ActionHead over score_none and
+    score_option) gives the Eq. 14 terms of re-running the whole attention actor; a theta^l reaching into the
+    tower falls back to the full forward (the features would be stale for it)."""
+    from envs.csc import CSCEnv
+    from policies.attention import ACTOR_CONTEXT, ACTOR_OPTION_ROWS, AttentionActorCritic
+    from policies.cafe.learner import head_only
+
+    env = CSCEnv({"world": {"num_workers": 12, "num_tasks": 12}, "cache_dir": str(tmp_path)})
+    rows = []
+    obs, _ = env.reset(seed=4)
+    while len(rows) < 48 and obs:
+        rows.extend(obs.values())
+        obs, *_ = env.step({agent: 0 for agent in obs})
+    torch.manual_seed(0)
+    policy = AttentionActorCritic(observation_space=env.observation_spaces["worker_0"],
+                                  action_space=env.action_spaces["worker_0"],
+                                  model_config={"layout": env.layout.to_dict(), "embed_dim": 16, "num_heads": 2,
+                                                "hidden_dim": 32})
+    generator = torch.Generator().manual_seed(5)
+    n = len(rows)
+    batch = {**batch_of(n, generator), Columns.OBS: torch.from_numpy(np.stack(rows))}
+    batch[Columns.ACTIONS] = torch.zeros(n, dtype=torch.long)  # tau_0 is always allowed
+    out = policy.forward_train(batch)
+    features = (out[ACTOR_CONTEXT], out[ACTOR_OPTION_ROWS])
+    assert not features[0].requires_grad
+    torch.testing.assert_close(out[Columns.ACTION_DIST_INPUTS], policy.action_logits(batch[Columns.OBS]))
+    params = {name: p.detach() for name, p in policy.named_parameters()}
+    names = [name for name in params if name.split(".")[0] in ("score_none", "score_option")]
+    assert head_only(names) and not head_only(names + ["actor.merge.0.weight"])
+    returns = LinearReturns(torch.randn(4, generator=generator, dtype=torch.float64),
+                            torch.randn(4, 2, generator=generator, dtype=torch.float64),
+                            torch.rand(4, generator=generator, dtype=torch.float64) + 0.5)
+    config = ImplicitGradConfig(outer="payment")
+    phi = torch.tensor([0.8, 0.3])
+    results = []
+    for given in (features, None):
+        inner, outer = surrogates(policy, params, names, batch, 0.2, given)
+        results.append(implicit_hypergradient(inner, [params[name] for name in names], phi, config,
+                                              regulariser=linear_return_gap(returns, 1.0), outer=outer))
+    reused, full = results
+    assert full.implicit.abs().sum() > 0
+    for term in ("total", "direct", "implicit", "regulariser"):
+        torch.testing.assert_close(getattr(reused, term), getattr(full, term), rtol=1e-5, atol=1e-8)

@@ -16,7 +16,9 @@ then is clipped into PhiConfig.phi_bounds. The pieces:
   policy's optimum, scored by the payments. With outer = "inner" (Eq. 14 literally) J_out = J;
 - L_Lambda, normalised (policies.cafe.regulariser), over the whole train batch's trajectories.
 Only theta^l (the actor's last layers, by name) is differentiated: the rest of the actor enters J with
-detached weights, so the Hessian-vector products of the inverse-HVP solve only run through theta^l.
+detached weights, so the Hessian-vector products of the inverse-HVP solve only run through theta^l. When
+theta^l is the scoring layers (the default), J reads the actor tower's outputs from PPO's own forward on the
+minibatch (policies.attention.ACTOR_CONTEXT) instead of running the tower a second time.
 Newton fine-tuning (Eq. 19) happens once per iteration in the connector, when the schedule says so.
 RLlib's GeneralAdvantageEstimation piece is replaced by GivenAdvantageEstimation, which leaves the policy's
 batch alone when the connector already wrote its advantages and value targets (the connector needs the
@@ -44,6 +46,7 @@ from ray.rllib.core.columns import Columns
 from ray.rllib.core.rl_module.apis import ValueFunctionAPI
 from ray.rllib.evaluation.postprocessing import Postprocessing
 
+from policies.attention import ACTOR_CONTEXT, ACTOR_OPTION_ROWS, HEAD_LAYERS, ActionHead
 from policies.cafe.config import ImplicitGradConfig
 from policies.cafe.connector import A_OFFSET, A_PAY, D_PHI_1, D_PHI_2
 from policies.cafe.finite import check_finite
@@ -61,12 +64,25 @@ def clipped_surrogate(logp: torch.Tensor, old_logp: torch.Tensor, advantage: tor
     return torch.min(ratio * advantage, ratio.clamp(1 - clip, 1 + clip) * advantage).mean()
 
 
-def surrogates(policy, params: dict, theta_names: list[str], batch: dict, clip: float):
-    """(J, J_out) as functions of (theta^l, phi): the surrogate on A(phi) and on the payment advantages."""
+def head_only(theta_names: list[str]) -> bool:
+    """Whether theta^l lies inside the scoring layers, so the actor tower's outputs do not depend on it."""
+    return all(name.split(".")[0] in HEAD_LAYERS for name in theta_names)
+
+
+def surrogates(policy, params: dict, theta_names: list[str], batch: dict, clip: float,
+               features: tuple[torch.Tensor, torch.Tensor] | None = None):
+    """(J, J_out) as functions of (theta^l, phi): the surrogate on A(phi) and on the payment advantages.
+
+    ``features``: the actor tower's outputs (context, option rows) on the whole minibatch at ``params``, from
+    PPO's training forward (ACTOR_CONTEXT, ACTOR_OPTION_ROWS); when given and theta^l lies in the scoring layers,
+    log pi is computed from them through ActionHead (same values and theta^l-graph; the tower is not re-run)."""
     rows = batch[fact("valid")] & batch[Columns.LOSS_MASK].bool()
     obs, actions = batch[Columns.OBS][rows], batch[Columns.ACTIONS][rows].long()
     old_logp = batch[Columns.ACTION_LOGP][rows]
     d1, d2, offset, pay = (batch[key][rows] for key in (D_PHI_1, D_PHI_2, A_OFFSET, A_PAY))
+    reuse = features is not None and head_only(theta_names)
+    if reuse:
+        head, head_inputs = ActionHead(policy), (features[0][rows], features[1][rows], policy.layout.split(obs)[2])
 
     last = [None, None]  # (theta_l, its log-probabilities): J and J_out at the same theta^l share one forward
 
@@ -74,8 +90,12 @@ def surrogates(policy, params: dict, theta_names: list[str], batch: dict, clip: 
         """log pi(a | o) at theta^l; computed once per theta^l (the same tensors give the same values and graph,
         so implicit_hypergradient's J and J_out share the actor's forward pass instead of running it twice)."""
         if last[0] is not theta_l:
-            weights = {**params, **dict(zip(theta_names, theta_l))}
-            logits = torch.func.functional_call(policy, weights, ({Columns.OBS: obs},))[Columns.ACTION_DIST_INPUTS]
+            if reuse:
+                logits = torch.func.functional_call(
+                    head, {f"module.{name}": value for name, value in zip(theta_names, theta_l)}, head_inputs)
+            else:
+                weights = {**params, **dict(zip(theta_names, theta_l))}
+                logits = torch.func.functional_call(policy, weights, ({Columns.OBS: obs},))[Columns.ACTION_DIST_INPUTS]
             last[:] = theta_l, torch.log_softmax(logits, dim=-1).gather(1, actions.unsqueeze(1)).squeeze(1)
         return last[1]
 
@@ -130,12 +150,16 @@ class CAFELearner(ShapingPPOLearner):
 
     def compute_losses(self, *, fwd_out, batch):
         losses = super().compute_losses(fwd_out=fwd_out, batch=batch)
-        if self.shaping["policy"] in batch:
-            self.update_phi(batch[self.shaping["policy"]])
+        policy = self.shaping["policy"]
+        if policy in batch:
+            out = fwd_out.get(policy, {})
+            features = (out[ACTOR_CONTEXT], out[ACTOR_OPTION_ROWS]) if ACTOR_CONTEXT in out else None
+            self.update_phi(batch[policy], features)
         return losses
 
-    def update_phi(self, batch: dict) -> None:
-        """One Eq. 14 step of phi on a minibatch (Algorithm 1, line 12), clipped into phi_bounds."""
+    def update_phi(self, batch: dict, features: tuple[torch.Tensor, torch.Tensor] | None = None) -> None:
+        """One Eq. 14 step of phi on a minibatch (Algorithm 1, line 12), clipped into phi_bounds. ``features``:
+        the actor tower's outputs from PPO's forward on this minibatch (see surrogates)."""
         policy, credit = self.module[self.shaping["policy"]], self.module[self.shaping["shaper"]]
         if not bool(batch[fact("valid")].any()):
             return
@@ -144,7 +168,7 @@ class CAFELearner(ShapingPPOLearner):
             self._phi.copy_(check_finite("phi", credit.phi))  # the connector's Newton step or a restore may move it
         params = {name: p.detach() for name, p in policy.named_parameters()}
         clip = self.config.get_config_for_module(self.shaping["policy"]).clip_param
-        inner, outer = surrogates(policy, params, self._theta_names, batch, clip)
+        inner, outer = surrogates(policy, params, self._theta_names, batch, clip, features)
         regulariser = linear_return_gap(credit.last_returns, credit.phi_config.eta)
         grad = implicit_hypergradient(inner, [params[n] for n in self._theta_names], self._phi, self._implicit,
                                       regulariser=regulariser,
