@@ -295,3 +295,23 @@ def test_bad_cafe_input_exits_2_naming_the_field(tmp_path, capsys, override, fie
     err = capsys.readouterr().err
     assert field in err and override in err, err
     assert not any(tmp_path.iterdir()), "a rejected config must write nothing"
+
+
+def test_vae_loss_on_a_minibatch_without_decision_rows_is_zero_and_reaches_every_parameter():
+    """A minibatch of only bootstrap/idle rows (possible when a small minibatch falls between decisions) gives
+    a zero VAE loss with zero gradients, not an error or NaN."""
+    from policies.cafe.connector import CMI, REVENUE_TARGET
+    from policies.shaping.connector import fact
+
+    credit, layout = credit_module()
+    batch = fake_batch(layout, 10.0)
+    batch[fact("valid")] = torch.zeros(12, dtype=torch.bool)
+    batch[CMI], batch[REVENUE_TARGET] = torch.zeros(12), torch.zeros(12)
+    loss, metrics = credit.shaping_loss(batch)
+    assert loss.item() == 0.0 and metrics == {}
+    loss.backward()
+    grads = [p.grad for p in credit.parameters() if p.requires_grad]
+    assert grads and all(g is not None and not g.any() for g in grads)
+    batch[fact("valid")][:5] = True  # with decision rows: a real, finite loss and its statistics
+    loss, metrics = credit.shaping_loss(batch)
+    assert torch.isfinite(loss) and loss.item() != 0.0 and "cmi_max" in metrics

@@ -81,8 +81,12 @@ class CreditModule(RewardShaper, TorchRLModule):
         return torch.zeros(len(valid), dtype=cmi.dtype, device=cmi.device).masked_scatter(valid, cmi)
 
     def shaping_loss(self, batch: dict):
-        """Negative ELBO of Eq. 4 on the decision rows of a (mini)batch, with CMI statistics to log."""
+        """Negative ELBO of Eq. 4 on the decision rows of a (mini)batch, with CMI statistics to log. A
+        minibatch without decision rows gives a zero loss that still reaches every parameter (RLlib's
+        apply_gradients needs a gradient, zero here, for each) and nothing to log."""
         valid = batch[fact("valid")]
+        if not bool(valid.any()):
+            return sum(p.sum() for p in self.parameters() if p.requires_grad) * 0.0, {}
         obs, action, neighbours, mask = self._inputs(batch, valid)
         loss = self.credit.loss(obs, action, neighbours, mask, batch[REVENUE_TARGET][valid])
         cmi = batch[CMI][valid]
