@@ -13,7 +13,8 @@ Each observed worker's infos carry what learned credit assignment needs (CAFE §
 global state s_t (STATE_FEATURES), and two facts about the worker's *previous* decision, known only now:
 ``prev_neighbour_actions`` (the task each W_near worker of that decision held right after it, as a slot
 1..x of that decision's own option list, 0 = none or a task outside it, -1 = no worker in that row) and
-``prev_near_revenue`` (payments of tasks completed within range_m of the decision's position since then),
+``prev_near_revenue`` (payments of tasks completed within range_m of the decision's position since then;
+``credit_radius_m`` and ``credit_window_s`` narrow that to a radius and a window after the decision),
 and ``events``: the completions the worker contributed to since then (task, its work, finish time, payment).
 When the episode ends every worker that acted gets a last observation, so its last decision's facts arrive.
 The infos are filled only when ``env_config["credit_facts"]`` is true (the reward-shaping methods set it), so
@@ -145,6 +146,7 @@ class CSCEnv(MultiAgentEnv):
         self._neighbour_slots = np.full((n, c.num_near_workers), -1, dtype=np.int64)
         self._near_revenue = np.zeros(n)
         self._decision_xy = np.full((n, 2), np.inf)
+        self._decision_time = np.zeros(n)
         self._events: dict[int, list] = {}
         self.time = 0.0
         self.horizon = float(self.tasks.deadline.max())
@@ -287,7 +289,10 @@ class CSCEnv(MultiAgentEnv):
         stats.lateness_s += max(0.0, finish - self.tasks.expected[task])
         worked = total_work > 0  # workers arriving after the finish (same interval) did nothing: not contributors
         if self._credit_facts:
-            near = np.linalg.norm(self._decision_xy - self.task_xy[task], axis=1) <= self.config.range_m
+            c = self.config
+            near = np.linalg.norm(self._decision_xy - self.task_xy[task], axis=1) <= (c.credit_radius_m or c.range_m)
+            if c.credit_window_s > 0:
+                near &= finish <= self._decision_time + c.credit_window_s
             self._near_revenue[near] += paid
             for worker, work in zip(workers[worked].tolist(), total_work[worked].tolist()):
                 self._events.setdefault(worker, []).append(
@@ -405,6 +410,7 @@ class CSCEnv(MultiAgentEnv):
         w_index, w_mask = nearest_rows(gaps, others, c.num_near_workers)
         self._near_index, self._near_mask = w_index, w_mask
         self._decision_xy[deciders] = own_xy
+        self._decision_time[deciders] = self.time
         i_index, i_mask = nearest_rows(gaps, others & (self.w_state == IDLE)[None, :], c.num_idle_workers)
         near_workers = self._worker_features(w_index, w_mask, positions, own_xy, own_skills)
         idle_workers = self._worker_features(i_index, i_mask, positions, own_xy, own_skills)

@@ -45,6 +45,12 @@ class CSCConfig:
     """Nearest other workers shown in W_near (any state)."""
     num_idle_workers: int = 8
     """Nearest other idle workers shown in W_idle."""
+    credit_radius_m: float = 0.0
+    """Credit facts only (``prev_near_revenue``, CAFE's VAE target): completions within this distance of a
+    decision's position count towards it; 0 = range_m."""
+    credit_window_s: float = 0.0
+    """Credit facts only: completions up to this long after a decision count towards it (the fact still
+    arrives at the worker's next decision, which ends the window early); 0 = until the next decision."""
     reward: str = "split"
     """split: a task's payment, delivered when it completes, split by work done (delayed); ir: remaining
     working time of the chosen task (CAFE's IR baseline); team: the step's platform revenue, shared by all."""
@@ -72,6 +78,10 @@ class CSCConfig:
         require(self.speed_mps > 0, f"{where}.speed_mps", f"speed must be > 0 m/s, got {self.speed_mps}")
         require(self.work_rate > 0, f"{where}.work_rate", f"must be > 0, got {self.work_rate}")
         require(self.range_m > 0, f"{where}.range_m", f"must be > 0, got {self.range_m}")
+        for name in ("credit_radius_m", "credit_window_s"):
+            value = getattr(self, name)
+            require(math.isfinite(value) and value >= 0, f"{where}.{name}",
+                    f"must be a finite number >= 0 (0 = off), got {value!r}")
         require(self.decision_interval_s > 0, f"{where}.decision_interval_s", "must be > 0")
         require(self.max_episode_s > 0, f"{where}.max_episode_s", "must be > 0")
         points = self.max_episode_s / self.decision_interval_s

@@ -618,3 +618,39 @@ def test_bad_world_config_names_the_field(cache_dir, override, field, words):
         make_env(cache_dir, **override)
     assert error.value.where == field
     assert words in str(error.value)
+
+
+@pytest.mark.parametrize("radius, window", [(0.0, 0.0), (800.0, 0.0), (1200.0, 300.0)])
+def test_near_revenue_counts_completions_in_the_credit_radius_and_window(tmp_path, radius, window):
+    """prev_near_revenue (CAFE's VAE target) is the payment of the tasks completed after a decision, within
+    credit_radius_m of where it was made (0: range_m) and credit_window_s after it (0: no limit), until the
+    worker's next observation: recomputed here from the public completion log."""
+    env = CSCEnv({"world": {**WORLD, "credit_radius_m": radius, "credit_window_s": window},
+                  "cache_dir": str(tmp_path), "credit_facts": True})
+    policy = RandomPolicy()
+    policy.reset(3)
+    obs, _ = env.reset(seed=3)
+    pending, checked, done = {}, 0, False
+    radius, window = radius or WORLD["range_m"], window or np.inf
+    while not done:
+        xy = env.worker_xy()
+        for agent in obs:
+            pending[agent] = (env.time, xy[int(agent.split("_")[1])].copy())
+        obs, _, terminated, truncated, infos = env.step(policy.act(env.decision_view(), obs))
+        done = terminated["__all__"] or truncated["__all__"]
+        for agent, info in infos.items():
+            if agent not in pending:
+                continue
+            start, where = pending.pop(agent)
+            expected = sum(entry["payment"] for entry in env.episode_log()
+                           if start < entry["finish"] <= min(start + window, env.time)
+                           and np.linalg.norm(env.task_xy[entry["task"]] - where) <= radius)
+            assert info["prev_near_revenue"] == pytest.approx(expected, abs=1e-6)
+            checked += expected > 0
+    assert checked > 5
+
+
+@pytest.mark.parametrize("field, value", [("credit_radius_m", -1.0), ("credit_window_s", -5.0)])
+def test_negative_credit_radius_or_window_is_refused(tmp_path, field, value):
+    with pytest.raises(InputError, match=field):
+        make_env(tmp_path, **{field: value})

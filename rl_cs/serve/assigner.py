@@ -62,6 +62,7 @@ class SnapshotWorld(CSCEnv):
         self._neighbour_slots = np.full((workers, self.config.num_near_workers), -1, dtype=np.int64)
         self._near_revenue = np.zeros(workers)
         self._decision_xy = np.full((workers, 2), np.inf)
+        self._decision_time = np.zeros(workers)
         self._events = {}
         self.time, self.horizon = s.time, s.horizon
         deciders = self._find_deciders()
