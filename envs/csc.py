@@ -13,8 +13,8 @@ Each observed worker's infos carry what learned credit assignment needs (CAFE §
 global state s_t (STATE_FEATURES), and two facts about the worker's *previous* decision, known only now:
 ``prev_neighbour_actions`` (the task each W_near worker of that decision held right after it, as a slot
 1..x of that decision's own option list, 0 = none or a task outside it, -1 = no worker in that row) and
-``prev_near_revenue`` (payments of tasks completed within range_m of the decision's position since then;
-``credit_radius_m`` and ``credit_window_s`` narrow that to a radius and a window after the decision),
+``prev_near_revenue`` (payments of tasks completed since then within ``credit_radius_m`` of the decision's
+position and ``credit_window_s`` after it: 1.5 km and 10 minutes by default, see CSCConfig),
 and ``events``: the completions the worker contributed to since then (task, its work, finish time, payment).
 When the episode ends every worker that acted gets a last observation, so its last decision's facts arrive.
 The infos are filled only when ``env_config["credit_facts"]`` is true (the reward-shaping methods set it), so

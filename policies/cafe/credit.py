@@ -3,7 +3,9 @@ the redistributed reward r(phi) built from it (Eq. 5, reinterpreted: see "The re
 
 The encoder q(z_rho | o_t, a_t^i, a_{t,o}^{-i}) sees an observation feature vector (any trunk's output,
 e.g. the critic's attention embedding, as Fig. 5 suggests), agent i's own action and the actions of
-the workers in its observation; the decoder predicts the summed revenue of the tasks near the agent.
+the workers in its observation; the decoder predicts the summed revenue of the tasks completed near the
+agent after its decision (the world's ``prev_near_revenue``: within 1.5 km and 10 minutes by default,
+envs.csc_config.CSCConfig.credit_radius_m / credit_window_s, standardised over the train batch).
 Agent i's credit is how much knowing a_t^i moves the posterior over z_rho (Eq. 3):
 
     CMI_t^i = KL[ q(z | o_t, a_t^i, a_{t,o}^{-i}) || q(z | o_t, a_{t,o}^{-i}) ].
