@@ -106,7 +106,9 @@ def test_episode_end_records_the_return_and_whole_trajectories():
     episode = done[0]
     record = episode.custom_data[RECORD]
     parts = [c for c in chunks if c.id_ == episode.id_]
-    rewards = sum(float(np.sum(c.get_rewards()[a])) for c in parts for a in c.agent_ids)
+    # summed from the agents' own episodes: MultiAgentEpisode.get_rewards() on a continuation chunk sometimes
+    # omits a reward the agents' episodes hold (seen once in ~30 runs, RLlib 2.60), which made this test flaky
+    rewards = sum(float(np.sum(sa.get_rewards())) for c in parts for sa in c.agent_episodes.values())
     assert record["return"] == pytest.approx(rewards)  # the episode's return, over all its chunks and agents
     trajectories = episode_trajectories(parts)
     obs, actions, episode_rewards = trajectories["agent_0"]
